@@ -72,8 +72,8 @@ export interface RgbFrame {
  * import { Box, Discrete } from "./spaces.ts";
  *
  * class Coin extends Env<Float32Array, number> {
- *   readonly observationSpace = new Box(0, 1, { shape: [1] });
- *   readonly actionSpace = new Discrete(2);
+ *   readonly observationSpace: Box<"float32"> = new Box(0, 1, { shape: [1] });
+ *   readonly actionSpace: Discrete = new Discrete(2);
  *   override reset(options: ResetOptions = {}): ResetResult<Float32Array> {
  *     this.seedFromReset(options);
  *     return [Float32Array.of(0), {}];

@@ -1,0 +1,14 @@
+/**
+ * Environments: the contract, spaces, seeding, registry, checker, wrappers and the built-in envs. Importing this
+ * module registers every built-in env id.
+ *
+ * @module
+ */
+
+export * from "./core.ts";
+export * from "./spaces.ts";
+export * from "./rng.ts";
+export * from "./registry.ts";
+export * from "./checker.ts";
+export * from "./wrappers/mod.ts";
+export * from "./classic/mod.ts";
