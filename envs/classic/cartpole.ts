@@ -87,8 +87,9 @@ export class CartPoleEnv extends Env<Float32Array, number> {
     let x = s[0], xDot = s[1], theta = s[2], thetaDot = s[3];
     const force = action === 1 ? FORCE_MAG : -FORCE_MAG;
     const cos = Math.cos(theta), sin = Math.sin(theta);
-    const temp = (force + POLEMASS_LENGTH * thetaDot * thetaDot * sin) / TOTAL_MASS;
-    const thetaAcc = (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - (MASS_POLE * cos * cos) / TOTAL_MASS));
+    // Grouping follows Gymnasium's expression (np.square) so results agree to the last bit.
+    const temp = (force + POLEMASS_LENGTH * (thetaDot * thetaDot) * sin) / TOTAL_MASS;
+    const thetaAcc = (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - (MASS_POLE * (cos * cos)) / TOTAL_MASS));
     const xAcc = temp - (POLEMASS_LENGTH * thetaAcc * cos) / TOTAL_MASS;
     // Explicit Euler, Gymnasium's default integrator.
     x = x + TAU * xDot;
