@@ -1,0 +1,505 @@
+/**
+ * `WorkerVectorEnv`: the vector env API with envs stepped in Deno Workers that share one buffer.
+ *
+ * @module
+ */
+
+import type { Env } from "../core.ts";
+import { make, type MakeOptions } from "../registry.ts";
+import type { Space } from "../spaces.ts";
+import { EnvBlock, envError } from "./_block.ts";
+import {
+  allocateBuffers,
+  batchSpace,
+  copyActions,
+  describeSpace,
+  sameSpace,
+  type SpaceDescription,
+  spaceFromDescription,
+  type VectorBuffers,
+  type VectorShape,
+  vectorShape,
+} from "./_layout.ts";
+import {
+  allocateControl,
+  CLOSE,
+  CMD,
+  type Control,
+  ERR_LEN,
+  errorFromRecord,
+  type FromWorker,
+  PENDING,
+  readErrorRecord,
+  RESET,
+  SEQ,
+  slot,
+  STATUS,
+  STEP,
+  type ToWorker,
+} from "./_protocol.ts";
+import type { VectorEnv, VectorInfo, VectorResetOptions, VectorResetResult, VectorStepResult } from "./vector_env.ts";
+
+/** Options of `WorkerVectorEnv.create`. */
+export interface WorkerVectorEnvOptions extends MakeOptions {
+  /** Number of envs. */
+  numEnvs: number;
+  /**
+   * Number of Workers, each stepping a contiguous block of envs. Default: `min(numEnvs, hardwareConcurrency)`, one
+   * fewer when `stepInMainThread` (the main thread is then one of the stepping threads).
+   */
+  numWorkers?: number;
+  /**
+   * Modules each Worker imports before calling `make`, so that the ids they `register` exist there (a Worker starts
+   * with an empty registry). Give URLs (`import.meta.resolve("./my_env.ts")`, `new URL(...)`); they must import the
+   * same `registry.ts` as this module. Default: `envs/mod.ts`, which registers every built-in env.
+   */
+  envModules?: (string | URL)[];
+  /** Also step one block of envs in the main thread during `recv()`/`reset()` (it waits anyway); default false. */
+  stepInMainThread?: boolean;
+  /**
+   * How the main thread waits for the Workers: `"block"` (default) sleeps in `Atomics.wait` (lowest latency; the
+   * event loop pauses meanwhile); `"async"` awaits `Atomics.waitAsync`, so timers, I/O and other tasks run while the
+   * envs step.
+   */
+  wait?: "block" | "async";
+  /** Microseconds the main thread polls before sleeping when it waits for Workers (default 0 for "block"). */
+  spinMicros?: number;
+  /** Milliseconds `close()` lets the Workers close their envs before terminating them (default 5000). */
+  closeTimeoutMs?: number;
+}
+
+type State = "ready" | "sent" | "new" | "closed";
+
+/**
+ * Steps `numEnvs` envs in Deno Workers. Each Worker builds its envs itself with `make(id, { kwargs,
+ * maxEpisodeSteps })` after importing `envModules`, and writes observations, rewards and flags straight into one
+ * `SharedArrayBuffer`. Per step the threads only exchange `Atomics` signals (no postMessage, no allocation).
+ * API, buffer layout, same-step autoreset and seeding are those of `SyncVectorEnv`, with identical results.
+ *
+ * An env that throws closes everything (every Worker is terminated) and the call rejects with an Error naming the
+ * env index, whose `cause` is the original error rebuilt on this side (name, message, stack). `close()` asks every
+ * Worker to close its envs (native envs own engine processes), waits up to `closeTimeoutMs`, then terminates it.
+ *
+ * @example
+ * ```ts
+ * import "../classic/mod.ts"; // registers CartPole-v1 here; the Workers import envs/mod.ts themselves
+ * import { WorkerVectorEnv } from "./worker_vector_env.ts";
+ *
+ * await using envs = await WorkerVectorEnv.create("CartPole-v1", { numEnvs: 4, numWorkers: 2 });
+ * let [obs] = await envs.reset({ seed: 42 });
+ * const actions = envs.buffers.actions; // write actions in place, then send() without arguments
+ * for (let t = 0; t < 100; t++) {
+ *   for (let i = 0; i < envs.numEnvs; i++) actions[i] = obs[i * 4 + 2] > 0 ? 1 : 0;
+ *   envs.send();
+ *   [obs] = await envs.recv();
+ * }
+ * ```
+ */
+export class WorkerVectorEnv implements VectorEnv {
+  readonly numEnvs: number;
+  readonly singleObservationSpace: Space<unknown>;
+  readonly singleActionSpace: Space<unknown>;
+  readonly buffers: VectorBuffers;
+  /** The shared buffer behind `buffers`. */
+  readonly buffer: SharedArrayBuffer;
+  /** Number of Workers. */
+  readonly numWorkers: number;
+  readonly #shape: VectorShape;
+  readonly #workers: Worker[];
+  readonly #control: Control;
+  readonly #mainBlock?: EnvBlock;
+  readonly #infos: VectorInfo;
+  readonly #stepResult: VectorStepResult;
+  readonly #wait: "block" | "async";
+  readonly #spinMs: number;
+  readonly #closeTimeoutMs: number;
+  #observationSpace?: Space<unknown>;
+  #actionSpace?: Space<unknown>;
+  #state: State = "new";
+  /** Error from the main thread's block during the step in flight, reported after the Workers finish. */
+  #mainError?: Error;
+
+  /** Use `WorkerVectorEnv.create()`: setup is asynchronous. */
+  private constructor(setup: Setup) {
+    this.numEnvs = setup.shape.numEnvs;
+    this.numWorkers = setup.workers.length;
+    this.singleObservationSpace = setup.observationSpace;
+    this.singleActionSpace = setup.actionSpace;
+    this.#shape = setup.shape;
+    this.#workers = setup.workers;
+    this.#control = setup.control;
+    this.buffer = setup.buffer;
+    this.buffers = setup.buffers;
+    this.#mainBlock = setup.mainBlock;
+    this.#wait = setup.options.wait ?? "block";
+    this.#spinMs = (setup.options.spinMicros ?? 0) / 1000;
+    this.#closeTimeoutMs = setup.options.closeTimeoutMs ?? 5000;
+    const views = this.buffers;
+    this.#infos = {
+      finalObservation: views.finalObservation,
+      episodeReturn: views.episodeReturn,
+      episodeLength: views.episodeLength,
+    };
+    this.#stepResult = [views.observations, views.rewards, views.terminated, views.truncated, this.#infos];
+    for (const worker of this.#workers) {
+      // An uncaught error outside the command loop (which catches everything) would otherwise crash this process.
+      worker.onerror = (event) => {
+        event.preventDefault();
+        console.error(`WorkerVectorEnv: a Worker failed outside any env call: ${event.message}`);
+      };
+    }
+  }
+
+  /**
+   * Starts the Workers, builds the envs in them and allocates the shared buffers.
+   *
+   * @param id a registered env id (see `options.envModules` for ids registered by other modules).
+   */
+  static async create(id: string, options: WorkerVectorEnvOptions): Promise<WorkerVectorEnv> {
+    const numEnvs = options.numEnvs;
+    if (!Number.isInteger(numEnvs) || numEnvs < 1) {
+      throw new RangeError(`WorkerVectorEnv: numEnvs must be a positive integer, got ${numEnvs}`);
+    }
+    const inMain = options.stepInMainThread ?? false;
+    const cores = navigator.hardwareConcurrency || 1;
+    const numWorkers = options.numWorkers ?? Math.max(inMain ? 0 : 1, Math.min(numEnvs, cores) - (inMain ? 1 : 0));
+    if (!Number.isInteger(numWorkers) || numWorkers < 0 || numWorkers + (inMain ? 1 : 0) > numEnvs) {
+      throw new RangeError(
+        `WorkerVectorEnv: numWorkers must be an integer in [${inMain ? 0 : 1}, ${numEnvs - (inMain ? 1 : 0)}] ` +
+          `for ${numEnvs} envs, got ${numWorkers}`,
+      );
+    }
+    if (!inMain && numWorkers === 0) throw new RangeError("WorkerVectorEnv: numWorkers must be at least 1");
+    const envModules = (options.envModules ?? [new URL("../mod.ts", import.meta.url)]).map((u) => String(u));
+    const makeOptions: MakeOptions = { kwargs: options.kwargs, maxEpisodeSteps: options.maxEpisodeSteps };
+    const blocks = splitBlocks(numEnvs, numWorkers + (inMain ? 1 : 0));
+
+    const workers: Worker[] = [];
+    const mailboxes: Mailbox[] = [];
+    const mainEnvs: Env<unknown, unknown>[] = [];
+    try {
+      for (let w = 0; w < numWorkers; w++) {
+        const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
+        workers.push(worker);
+        mailboxes.push(new Mailbox(worker, w));
+        post(worker, { type: "init", id, ...makeOptions, envModules, start: blocks[w].start, count: blocks[w].count });
+      }
+      let mainSpaces: { observation: SpaceDescription; action: SpaceDescription } | undefined;
+      if (inMain) {
+        // The Workers are importing in parallel; build the main thread's share meanwhile.
+        const { start, count } = blocks[numWorkers];
+        for (const url of envModules) await import(url);
+        for (let j = 0; j < count; j++) {
+          try {
+            mainEnvs.push(make(id, makeOptions));
+          } catch (e) {
+            throw envError(start + j, "make", e, " (main thread)");
+          }
+        }
+        mainSpaces = {
+          observation: describeSpace(mainEnvs[0].observationSpace, "observation"),
+          action: describeSpace(mainEnvs[0].actionSpace, "action"),
+        };
+      }
+      const replies = await Promise.all(mailboxes.map((m) => m.next()));
+      const spaces = replies.map((reply, w) => {
+        if (reply.type === "error") {
+          const what = reply.phase === "import"
+            ? `importing envModules [${envModules.join(", ")}]`
+            : `make("${id}") for env ${reply.index}`;
+          const message = reply.error instanceof Error ? reply.error.message : String(reply.error);
+          throw new Error(`WorkerVectorEnv: Worker ${w} failed ${what}: ${message}`, { cause: reply.error });
+        }
+        if (reply.type !== "spaces") throw new Error(`WorkerVectorEnv: unexpected message ${reply.type} in setup`);
+        return reply;
+      });
+      if (mainSpaces) spaces.push({ type: "spaces", ...mainSpaces });
+      for (let b = 1; b < spaces.length; b++) {
+        if (
+          !sameSpace(spaces[0].observation, spaces[b].observation) || !sameSpace(spaces[0].action, spaces[b].action)
+        ) {
+          throw new TypeError(`WorkerVectorEnv: env ${blocks[b].start} has other spaces than env 0`);
+        }
+      }
+      const observationSpace = spaceFromDescription(spaces[0].observation);
+      const actionSpace = spaceFromDescription(spaces[0].action);
+      const shape = vectorShape(numEnvs, observationSpace, actionSpace);
+      const { buffer, views } = allocateBuffers(shape, true);
+      const control = allocateControl(numWorkers);
+      control.seed[0] = NaN;
+      for (let w = 0; w < numWorkers; w++) {
+        post(workers[w], {
+          type: "buffers",
+          data: buffer as SharedArrayBuffer,
+          control: control.buffer,
+          shape,
+          worker: w,
+          numWorkers,
+        });
+      }
+      for (const reply of await Promise.all(mailboxes.map((m) => m.next()))) {
+        if (reply.type !== "ready") throw new Error(`WorkerVectorEnv: unexpected message ${reply.type} in setup`);
+      }
+      for (const m of mailboxes) m.detach();
+      const mainBlock = inMain ? new EnvBlock(mainEnvs, blocks[numWorkers].start, shape, views) : undefined;
+      return new WorkerVectorEnv({
+        shape,
+        workers,
+        control,
+        buffer: buffer as SharedArrayBuffer,
+        buffers: views,
+        mainBlock,
+        observationSpace,
+        actionSpace,
+        options,
+      });
+    } catch (error) {
+      await abortSetup(workers, mailboxes, options.closeTimeoutMs ?? 5000);
+      for (const env of mainEnvs) {
+        try {
+          env.close();
+        } catch { /* the setup error is the one to report */ }
+      }
+      throw error;
+    }
+  }
+
+  get observationSpace(): Space<unknown> {
+    return (this.#observationSpace ??= batchSpace(this.singleObservationSpace, this.numEnvs));
+  }
+
+  get actionSpace(): Space<unknown> {
+    return (this.#actionSpace ??= batchSpace(this.singleActionSpace, this.numEnvs));
+  }
+
+  get closed(): boolean {
+    return this.#state === "closed";
+  }
+
+  async reset(options: VectorResetOptions = {}): Promise<VectorResetResult> {
+    this.#assertOpen("reset");
+    if (this.#state === "sent") throw new Error("WorkerVectorEnv: call recv() for the step in flight before reset()");
+    this.#control.seed[0] = options.seed ?? NaN;
+    this.#command(RESET);
+    this.#state = "sent";
+    await this.#finish("reset");
+    return [this.buffers.observations, this.#infos];
+  }
+
+  send(actions?: ArrayLike<number>): void {
+    this.#assertOpen("send");
+    if (this.#state === "new") throw new Error("WorkerVectorEnv: call reset() before step()");
+    if (this.#state === "sent") throw new Error("WorkerVectorEnv: call recv() for the step in flight before send()");
+    copyActions(actions ?? this.buffers.actions, this.buffers.actions, this.singleActionSpace, this.#shape);
+    this.#command(STEP);
+    this.#state = "sent";
+  }
+
+  async recv(): Promise<VectorStepResult> {
+    this.#assertOpen("recv");
+    if (this.#state !== "sent") throw new Error("WorkerVectorEnv: call send(actions) before recv()");
+    await this.#finish("step");
+    return this.#stepResult;
+  }
+
+  step(actions?: ArrayLike<number>): Promise<VectorStepResult> {
+    try {
+      this.send(actions);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.recv();
+  }
+
+  /**
+   * Closes every env and terminates every Worker. Waits (blocking) for a step in flight and for the Workers to close
+   * their envs, at most `closeTimeoutMs` in all. Safe to call more than once.
+   */
+  close(): void {
+    if (this.#state === "closed") return;
+    const deadline = performance.now() + this.#closeTimeoutMs;
+    const ints = this.#control.ints;
+    let finished = this.#state !== "sent" || waitUntilZero(ints, deadline);
+    this.#state = "closed";
+    if (finished && this.#workers.length > 0) {
+      for (let w = 0; w < this.#workers.length; w++) Atomics.store(ints, slot(w) + STATUS, 0);
+      this.#command(CLOSE);
+      finished = waitUntilZero(ints, deadline);
+    }
+    for (const worker of this.#workers) worker.terminate();
+    const mainFailure = this.#mainBlock?.close();
+    if (!finished) {
+      console.error(`WorkerVectorEnv: Workers did not close their envs within ${this.#closeTimeoutMs} ms; terminated`);
+    }
+    const error = this.#workerError();
+    if (error) throw error;
+    if (mainFailure) throw envError(mainFailure.index, "close", mainFailure.error);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.close();
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Tells every Worker to run `command`; the main thread's block (if any) runs it in `#finish`. */
+  #command(command: number): void {
+    const ints = this.#control.ints;
+    Atomics.store(ints, PENDING, this.#workers.length);
+    for (let w = 0; w < this.#workers.length; w++) {
+      const base = slot(w);
+      Atomics.store(ints, base + CMD, command);
+      Atomics.add(ints, base + SEQ, 1);
+      Atomics.notify(ints, base + SEQ, 1);
+    }
+  }
+
+  /** Runs the main thread's share, waits for the Workers, and turns any env error into a closed env + throw. */
+  async #finish(phase: "reset" | "step"): Promise<void> {
+    const main = this.#mainBlock;
+    if (main) {
+      try {
+        if (phase === "step") main.step();
+        else main.reset(Number.isNaN(this.#control.seed[0]) ? undefined : this.#control.seed[0]);
+      } catch (e) {
+        this.#mainError = envError(main.current, phase, e, " (main thread)");
+      }
+    }
+    const ints = this.#control.ints;
+    if (this.#spinMs > 0 && Atomics.load(ints, PENDING) !== 0) {
+      const until = performance.now() + this.#spinMs;
+      while (Atomics.load(ints, PENDING) !== 0 && performance.now() < until) { /* spin */ }
+    }
+    let pending: number;
+    if (this.#wait === "async") {
+      while ((pending = Atomics.load(ints, PENDING)) !== 0) {
+        const result = Atomics.waitAsync(ints, PENDING, pending);
+        if (result.async) await result.value;
+      }
+    } else {
+      while ((pending = Atomics.load(ints, PENDING)) !== 0) Atomics.wait(ints, PENDING, pending);
+    }
+    this.#state = "ready";
+    const error = this.#workerError() ?? this.#mainError;
+    if (error) {
+      this.#mainError = undefined;
+      try {
+        this.close();
+      } catch { /* the env error is the one to report */ }
+      throw error;
+    }
+  }
+
+  /** The first error a Worker recorded (clearing it), as an Error naming the env, or undefined. */
+  #workerError(): Error | undefined {
+    const ints = this.#control.ints;
+    for (let w = 0; w < this.#workers.length; w++) {
+      const base = slot(w);
+      if (Atomics.load(ints, base + STATUS) === 0) continue;
+      const record = readErrorRecord(this.#control.errors[w], Atomics.load(ints, base + ERR_LEN));
+      Atomics.store(ints, base + STATUS, 0);
+      return envError(record.index, record.phase, errorFromRecord(record), ` (Worker ${w})`);
+    }
+    return undefined;
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#state === "closed") throw new Error(`WorkerVectorEnv: ${what}() after close()`);
+  }
+}
+
+/** Everything `create` hands to the constructor. */
+interface Setup {
+  shape: VectorShape;
+  workers: Worker[];
+  control: Control;
+  buffer: SharedArrayBuffer;
+  buffers: VectorBuffers;
+  mainBlock?: EnvBlock;
+  observationSpace: Space<unknown>;
+  actionSpace: Space<unknown>;
+  options: WorkerVectorEnvOptions;
+}
+
+/** Splits `n` envs into `parts` contiguous blocks whose sizes differ by at most one. */
+function splitBlocks(n: number, parts: number): { start: number; count: number }[] {
+  const blocks = [];
+  let start = 0;
+  for (let b = 0; b < parts; b++) {
+    const count = Math.floor(n / parts) + (b < n % parts ? 1 : 0);
+    blocks.push({ start, count });
+    start += count;
+  }
+  return blocks;
+}
+
+/** Blocks until the pending counter is zero or `deadline` (performance.now() ms) passes; true when it reached zero. */
+function waitUntilZero(ints: Int32Array, deadline: number): boolean {
+  let pending: number;
+  while ((pending = Atomics.load(ints, PENDING)) !== 0) {
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.wait(ints, PENDING, pending, left);
+  }
+  return true;
+}
+
+function post(worker: Worker, message: ToWorker): void {
+  worker.postMessage(message);
+}
+
+/** Asks each Worker to close its envs, waits up to `timeoutMs`, then terminates all of them. */
+async function abortSetup(workers: Worker[], mailboxes: Mailbox[], timeoutMs: number): Promise<void> {
+  for (const worker of workers) post(worker, { type: "abort" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+  const closed = Promise.all(mailboxes.map(async (m) => {
+    try {
+      while ((await m.next()).type !== "closed") { /* skip replies to earlier messages */ }
+    } catch { /* a Worker that died is as good as closed */ }
+  }));
+  await Promise.race([closed, timeout]);
+  clearTimeout(timer);
+  for (const worker of workers) worker.terminate();
+}
+
+/** Setup messages of one Worker as a queue of Promises; a Worker error rejects the next one. */
+class Mailbox {
+  readonly #queue: FromWorker[] = [];
+  readonly #waiters: { resolve: (m: FromWorker) => void; reject: (e: Error) => void }[] = [];
+  #failure?: Error;
+
+  constructor(readonly worker: Worker, index: number) {
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter.resolve(event.data);
+      else this.#queue.push(event.data);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#failure = new Error(`WorkerVectorEnv: Worker ${index} failed during setup: ${event.message}`, {
+        cause: event.error,
+      });
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+    };
+  }
+
+  next(): Promise<FromWorker> {
+    const message = this.#queue.shift();
+    if (message) return Promise.resolve(message);
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  detach(): void {
+    this.worker.onmessage = null;
+    this.worker.onerror = null;
+  }
+}
