@@ -1,0 +1,481 @@
+/**
+ * One differentiable function per backend primitive: each computes its forward with the current backend and
+ * records a backward that accumulates input gradients in place. Everything else (`ops.ts`) is composed from these.
+ *
+ * @module
+ */
+
+import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
+import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
+import { backend, gradBuffer, record, scalar, Tensor } from "./tensor.ts";
+
+/** A tensor or a plain number (a constant scalar). */
+export type TensorLike = Tensor | number;
+
+function asTensor(x: TensorLike): Tensor {
+  return typeof x === "number" ? scalar(x) : x;
+}
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
+
+function normAxis(axis: number, ndim: number, op: string): number {
+  const a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim || !Number.isInteger(a)) throw new Error(`${op}: axis ${axis} out of range for ${ndim} dims`);
+  return a;
+}
+
+/** `(outer, n, inner)` of `shape` around `axis`. */
+function axisTriple(shape: readonly number[], axis: number): [number, number, number] {
+  let outer = 1, inner = 1;
+  for (let i = 0; i < axis; i++) outer *= shape[i];
+  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i];
+  return [outer, shape[axis], inner];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Elementwise
+
+/** Apply a unary primitive (`p0`, `p1`: elu alpha, pow exponent, clamp bounds). */
+export function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
+  const be = backend();
+  const out = new Tensor(new Float32Array(x.size), x.shape);
+  be.unary(op, x.data, out.data, p0, p1);
+  return record(out, op, [x], (gy) => be.unaryGrad(op, x.data, out.data, gy, gradBuffer(x), p0, p1));
+}
+
+/** Apply a broadcasting binary primitive; comparisons (`gt`, `eq`, …) have no gradient. */
+export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a), tb = asTensor(b);
+  const be = backend();
+  const shape = broadcastShapes(ta.shape, tb.shape, op);
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  be.binary(op, ta.data, ta.shape, tb.data, tb.shape, out.data, shape);
+  if (op !== "add" && op !== "sub" && op !== "mul" && op !== "div" && op !== "maximum" && op !== "minimum") {
+    return out; // comparisons are piecewise constant
+  }
+  return record(out, op, [ta, tb], (gy) => {
+    const n = out.size;
+    switch (op) {
+      case "add":
+      case "sub":
+        if (ta.requiresGrad) be.sumTo(gy, shape, gradBuffer(ta), ta.shape, 1);
+        if (tb.requiresGrad) be.sumTo(gy, shape, gradBuffer(tb), tb.shape, op === "add" ? 1 : -1);
+        return;
+      case "mul": {
+        const tmp = new Float32Array(n);
+        if (ta.requiresGrad) {
+          be.binary("mul", gy, shape, tb.data, tb.shape, tmp, shape);
+          be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
+        }
+        if (tb.requiresGrad) {
+          be.binary("mul", gy, shape, ta.data, ta.shape, tmp, shape);
+          be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, 1);
+        }
+        return;
+      }
+      case "div": {
+        const tmp = new Float32Array(n);
+        be.binary("div", gy, shape, tb.data, tb.shape, tmp, shape); // gy / b
+        if (ta.requiresGrad) be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
+        if (tb.requiresGrad) {
+          be.binary("mul", tmp, shape, out.data, shape, tmp, shape); // gy * (a / b) / b
+          be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, -1);
+        }
+        return;
+      }
+      case "maximum":
+      case "minimum": {
+        // Ties send the gradient to `a` (a >= b for maximum, a <= b for minimum).
+        const mask = new Float32Array(n);
+        be.binary(op === "maximum" ? "ge" : "le", ta.data, ta.shape, tb.data, tb.shape, mask, shape);
+        const tmp = new Float32Array(n);
+        be.binary("mul", gy, shape, mask, shape, tmp, shape);
+        if (ta.requiresGrad) be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
+        if (tb.requiresGrad) {
+          be.sumTo(gy, shape, gradBuffer(tb), tb.shape, 1);
+          be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, -1);
+        }
+        return;
+      }
+    }
+  });
+}
+
+/**
+ * `cond != 0 ? a : b` with broadcasting; `cond` carries no gradient.
+ *
+ * @example
+ * ```ts
+ * import { where } from "./autograd.ts";
+ * import { tensor } from "./tensor.ts";
+ * where(tensor([1, 0]), tensor([1, 2]), -1).toArray(); // [1, -1]
+ * ```
+ */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a), tb = asTensor(b);
+  const be = backend();
+  const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, "where"), tb.shape, "where");
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  be.where(cond.data, cond.shape, ta.data, ta.shape, tb.data, tb.shape, out.data, shape);
+  return record(out, "where", [ta, tb], (gy) => {
+    const tmp = new Float32Array(out.size);
+    const zero = new Float32Array(1);
+    if (ta.requiresGrad) {
+      be.where(cond.data, cond.shape, gy, shape, zero, [], tmp, shape);
+      be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
+    }
+    if (tb.requiresGrad) {
+      be.where(cond.data, cond.shape, zero, [], gy, shape, tmp, shape);
+      be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, 1);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reductions
+
+/** Options for reductions. */
+export interface ReduceOptions {
+  /** Axis or axes to reduce (default: all). Negative values count from the end. */
+  axis?: number | readonly number[];
+  /** Keep reduced dims as size 1. */
+  keepdim?: boolean;
+}
+
+function reducedShapes(shape: readonly number[], options: ReduceOptions, op: string): [number[], number[]] {
+  const axes = options.axis === undefined
+    ? shape.map((_, i) => i)
+    : (typeof options.axis === "number" ? [options.axis] : options.axis).map((a) => normAxis(a, shape.length, op));
+  const keep = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const out = options.keepdim ? keep : shape.filter((_, i) => !axes.includes(i));
+  return [keep, out];
+}
+
+/**
+ * Sum over `axis` (default all).
+ *
+ * @example
+ * ```ts
+ * import { sum } from "./autograd.ts";
+ * import { tensor } from "./tensor.ts";
+ * sum(tensor([[1, 2], [3, 4]]), { axis: 1 }).toArray(); // [3, 7]
+ * ```
+ */
+export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
+  const be = backend();
+  const [keep, shape] = reducedShapes(x.shape, options, "sum");
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  be.sumTo(x.data, x.shape, out.data, keep, 1);
+  return record(out, "sum", [x], (gy) => {
+    const gx = gradBuffer(x);
+    be.binary("add", gx, x.shape, gy, keep, gx, x.shape);
+  });
+}
+
+/** Maximum over one `axis` (default: all elements); the gradient goes to the first maximal element. */
+export function max(x: Tensor, options: { axis?: number; keepdim?: boolean } = {}): Tensor {
+  if (options.axis === undefined) {
+    const flat = x.reshape([1, x.size]);
+    return max(flat, { axis: 1 }).reshape(options.keepdim ? x.shape.map(() => 1) : []);
+  }
+  const be = backend();
+  const axis = normAxis(options.axis, x.ndim, "max");
+  const [outer, n, inner] = axisTriple(x.shape, axis);
+  const [, shape] = reducedShapes(x.shape, { axis, keepdim: options.keepdim }, "max");
+  const out = new Tensor(new Float32Array(outer * inner), shape);
+  const idx = new Float32Array(outer * inner);
+  be.reduce("argmax", x.data, outer, n, inner, idx);
+  be.gather(x.data, outer, n, inner, idx, 1, out.data);
+  return record(out, "max", [x], (gy) => be.scatterAdd(gy, outer, n, inner, idx, 1, gradBuffer(x)));
+}
+
+/** Index of the maximum along `axis` (as float values; no gradient). */
+export function argmax(x: Tensor, options: { axis: number; keepdim?: boolean }): Tensor {
+  const axis = normAxis(options.axis, x.ndim, "argmax");
+  const [outer, n, inner] = axisTriple(x.shape, axis);
+  const [, shape] = reducedShapes(x.shape, { axis, keepdim: options.keepdim }, "argmax");
+  const out = new Tensor(new Float32Array(outer * inner), shape);
+  backend().reduce("argmax", x.data, outer, n, inner, out.data);
+  return out;
+}
+
+/** Log-softmax over `axis` (default -1), numerically stable. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const be = backend();
+  const [outer, n, inner] = axisTriple(x.shape, normAxis(axis, x.ndim, "logSoftmax"));
+  const out = new Tensor(new Float32Array(x.size), x.shape);
+  be.logSoftmax(x.data, outer, n, inner, out.data);
+  return record(out, "logSoftmax", [x], (gy) => be.logSoftmaxGrad(out.data, gy, outer, n, inner, gradBuffer(x)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Linear algebra
+
+/**
+ * Matrix product: `[..., M, K] @ [K, N]`, or batched `[B, M, K] @ [B, K, N]`.
+ *
+ * @example
+ * ```ts
+ * import { matmul } from "./autograd.ts";
+ * import { tensor } from "./tensor.ts";
+ * matmul(tensor([[1, 2]]), tensor([[3], [4]])).toArray(); // [11]
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const be = backend();
+  const bad = () => new Error(`matmul: cannot multiply ${fmt(a.shape)} by ${fmt(b.shape)}`);
+  if (a.ndim < 1 || b.ndim < 1) throw bad();
+  if (b.ndim === 2 || b.ndim === 1) {
+    const K = b.shape[0], N = b.ndim === 2 ? b.shape[1] : 1;
+    if (a.shape[a.ndim - 1] !== K) throw bad();
+    const M = a.size / K;
+    const shape = [...a.shape.slice(0, -1), ...(b.ndim === 2 ? [N] : [])];
+    const out = new Tensor(new Float32Array(M * N), shape);
+    be.gemm(false, false, M, N, K, 1, a.data, b.data, 0, out.data);
+    return record(out, "matmul", [a, b], (gy) => {
+      if (a.requiresGrad) be.gemm(false, true, M, K, N, 1, gy, b.data, 1, gradBuffer(a));
+      if (b.requiresGrad) be.gemm(true, false, K, N, M, 1, a.data, gy, 1, gradBuffer(b));
+    });
+  }
+  if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) throw bad();
+  const [B, M, K] = a.shape, N = b.shape[2];
+  const out = new Tensor(new Float32Array(B * M * N), [B, M, N]);
+  const sa = M * K, sb = K * N, so = M * N;
+  for (let i = 0; i < B; i++) {
+    be.gemm(
+      false,
+      false,
+      M,
+      N,
+      K,
+      1,
+      a.data.subarray(i * sa, (i + 1) * sa),
+      b.data.subarray(i * sb, (i + 1) * sb),
+      0,
+      out.data.subarray(i * so, (i + 1) * so),
+    );
+  }
+  return record(out, "matmul", [a, b], (gy) => {
+    const ga = a.requiresGrad ? gradBuffer(a) : null, gb = b.requiresGrad ? gradBuffer(b) : null;
+    for (let i = 0; i < B; i++) {
+      const g = gy.subarray(i * so, (i + 1) * so);
+      if (ga) be.gemm(false, true, M, K, N, 1, g, b.data.subarray(i * sb, (i + 1) * sb), 1, ga.subarray(i * sa));
+      if (gb) be.gemm(true, false, K, N, M, 1, a.data.subarray(i * sa, (i + 1) * sa), g, 1, gb.subarray(i * sb));
+    }
+  });
+}
+
+/**
+ * Fused affine layer `x @ weight^T + bias` (PyTorch `F.linear`): `x` is `[..., in]`, `weight` is `[out, in]`.
+ * One GEMM forward, two GEMMs backward, accumulating straight into the gradient buffers.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const be = backend();
+  if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1]) {
+    throw new Error(`linear: cannot multiply ${fmt(x.shape)} by weight^T of ${fmt(weight.shape)}`);
+  }
+  const [N, K] = weight.shape;
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== N)) {
+    throw new Error(`linear: bias shape ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}`);
+  }
+  const M = x.size / K;
+  const shape = [...x.shape.slice(0, -1), N];
+  const out = new Tensor(new Float32Array(M * N), shape);
+  if (bias) be.copyStrided(bias.data, 0, [0, 1], [M, N], out.data, 0, [N, 1], false);
+  be.gemm(false, true, M, N, K, 1, x.data, weight.data, bias ? 1 : 0, out.data);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(out, "linear", inputs, (gy) => {
+    if (x.requiresGrad) be.gemm(false, false, M, K, N, 1, gy, weight.data, 1, gradBuffer(x));
+    if (weight.requiresGrad) be.gemm(true, false, N, K, M, 1, gy, x.data, 1, gradBuffer(weight));
+    if (bias?.requiresGrad) be.sumTo(gy, [M, N], gradBuffer(bias), [N], 1);
+  });
+}
+
+/** Options for `conv2d`. */
+export interface Conv2dOptions {
+  /** Stride (one number for both dims, or `[sh, sw]`). Default 1. */
+  stride?: number | [number, number];
+  /** Zero padding (one number for both dims, or `[ph, pw]`). Default 0. */
+  padding?: number | [number, number];
+}
+
+/**
+ * 2-D convolution (cross-correlation, PyTorch semantics): `x` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`,
+ * optional `bias` `[O]`. Implemented as im2col + one GEMM over the whole batch; backward uses GEMMs for the weight and
+ * input gradients and skips the input gradient when `x` needs none.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
+  const be = backend();
+  const [sh, sw] = typeof options.stride === "number" || options.stride === undefined
+    ? [options.stride ?? 1, options.stride ?? 1]
+    : options.stride;
+  const [ph, pw] = typeof options.padding === "number" || options.padding === undefined
+    ? [options.padding ?? 0, options.padding ?? 0]
+    : options.padding;
+  if (x.ndim !== 4 || weight.ndim !== 4 || x.shape[1] !== weight.shape[1]) {
+    throw new Error(
+      `conv2d: input ${fmt(x.shape)} and weight ${fmt(weight.shape)} do not match (want [N,C,H,W] and [O,C,kh,kw])`,
+    );
+  }
+  const [N, C, H, W] = x.shape;
+  const [O, , KH, KW] = weight.shape;
+  const OH = Math.floor((H + 2 * ph - KH) / sh) + 1, OW = Math.floor((W + 2 * pw - KW) / sw) + 1;
+  if (OH < 1 || OW < 1) throw new Error(`conv2d: kernel ${fmt(weight.shape)} larger than padded input ${fmt(x.shape)}`);
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== O)) {
+    throw new Error(`conv2d: bias shape ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}`);
+  }
+  const g: ConvGeometry = {
+    batch: N,
+    channels: C,
+    height: H,
+    width: W,
+    kernelH: KH,
+    kernelW: KW,
+    strideH: sh,
+    strideW: sw,
+    padH: ph,
+    padW: pw,
+    outH: OH,
+    outW: OW,
+  };
+  const P = OH * OW, CKK = C * KH * KW, NP = N * P;
+  const col = new Float32Array(CKK * NP);
+  be.im2col(x.data, g, col);
+  // yT[O, N*P] = W[O, CKK] @ col[CKK, N*P], then permute to [N, O, P].
+  const yT = N === 1 ? new Float32Array(0) : new Float32Array(O * NP);
+  const out = new Tensor(new Float32Array(N * O * P), [N, O, OH, OW]);
+  const target = N === 1 ? out.data : yT;
+  if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, NP], target, 0, [NP, 1], false);
+  be.gemm(false, false, O, NP, CKK, 1, weight.data, col, bias ? 1 : 0, target);
+  if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.data, 0, [O * P, P, 1], false);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  let colHoldsInput = true;
+  return record(out, "conv2d", inputs, (gy) => {
+    if (!colHoldsInput) be.im2col(x.data, g, col); // only after a retained-graph second backward
+    let gT = gy;
+    if (N > 1) {
+      gT = yT; // reuse the forward buffer: [O, N*P]
+      be.copyStrided(gy, 0, [O * P, P, 1], [N, O, P], gT, 0, [P, NP, 1], false);
+    }
+    if (weight.requiresGrad) be.gemm(false, true, O, CKK, NP, 1, gT, col, 1, gradBuffer(weight));
+    if (bias?.requiresGrad) be.sumTo(gT, [O, NP], gradBuffer(bias), [O, 1], 1);
+    if (x.requiresGrad) {
+      be.gemm(true, false, CKK, NP, O, 1, weight.data, gT, 0, col); // col is dead after dW: reuse it for dcol
+      colHoldsInput = false;
+      be.col2im(col, g, gradBuffer(x));
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layout
+
+/**
+ * Permute dimensions (`out.shape[i] = x.shape[dims[i]]`); copies.
+ *
+ * @example
+ * ```ts
+ * import { permute } from "./autograd.ts";
+ * import { tensor } from "./tensor.ts";
+ * permute(tensor([[1, 2, 3]]), [1, 0]).shape; // [3, 1]
+ * ```
+ */
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  if (dims.length !== x.ndim || [...dims].sort((p, q) => p - q).some((d, i) => d !== i)) {
+    throw new Error(`permute: [${dims.join(",")}] is not a permutation of the dims of ${fmt(x.shape)}`);
+  }
+  const be = backend();
+  const xs = contiguousStrides(x.shape);
+  const shape = dims.map((d) => x.shape[d]);
+  const srcStrides = dims.map((d) => xs[d]);
+  const outStrides = contiguousStrides(shape);
+  const out = new Tensor(new Float32Array(x.size), shape);
+  be.copyStrided(x.data, 0, srcStrides, shape, out.data, 0, outStrides, false);
+  return record(out, "permute", [x], (gy) => {
+    be.copyStrided(gy, 0, outStrides, shape, gradBuffer(x), 0, srcStrides, true);
+  });
+}
+
+/** Elements `start..end` (exclusive) of `axis`; copies. Negative indices count from the end. */
+export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
+  const be = backend();
+  const ax = normAxis(axis, x.ndim, "slice");
+  const n = x.shape[ax];
+  const s = Math.max(0, Math.min(n, start < 0 ? start + n : start));
+  const e = Math.max(s, Math.min(n, end === undefined ? n : end < 0 ? end + n : end));
+  const shape = x.shape.map((d, i) => (i === ax ? e - s : d));
+  const xs = contiguousStrides(x.shape);
+  const outStrides = contiguousStrides(shape);
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  be.copyStrided(x.data, s * xs[ax], xs, shape, out.data, 0, outStrides, false);
+  return record(out, "slice", [x], (gy) => {
+    be.copyStrided(gy, 0, outStrides, shape, gradBuffer(x), s * xs[ax], xs, true);
+  });
+}
+
+/** Join tensors along `axis` (all other dims must match). */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error("concat: need at least one tensor");
+  const be = backend();
+  const ax = normAxis(axis, xs[0].ndim, "concat");
+  for (const t of xs) {
+    if (t.ndim !== xs[0].ndim || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((u) => fmt(u.shape)).join(", ")} differ outside axis ${axis}`);
+    }
+  }
+  const shape = xs[0].shape.map((d, i) => (i === ax ? xs.reduce((s, t) => s + t.shape[ax], 0) : d));
+  const outStrides = contiguousStrides(shape);
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  const offsets: number[] = [];
+  let off = 0;
+  for (const t of xs) {
+    offsets.push(off * outStrides[ax]);
+    be.copyStrided(t.data, 0, contiguousStrides(t.shape), t.shape, out.data, off * outStrides[ax], outStrides, false);
+    off += t.shape[ax];
+  }
+  return record(out, "concat", [...xs], (gy) => {
+    xs.forEach((t, i) => {
+      if (t.requiresGrad) {
+        be.copyStrided(gy, offsets[i], outStrides, t.shape, gradBuffer(t), 0, contiguousStrides(t.shape), true);
+      }
+    });
+  });
+}
+
+/** Broadcast `x` to `shape` (copies); the gradient sums back over broadcast dims. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const full = broadcastShapes(x.shape, shape, "expand");
+  if (full.some((d, i) => d !== shape[i]) || full.length !== shape.length) {
+    throw new Error(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
+  }
+  const be = backend();
+  const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
+  be.copyStrided(x.data, 0, broadcastStrides(x.shape, shape), shape, out.data, 0, contiguousStrides(shape), false);
+  return record(out, "expand", [x], (gy) => be.sumTo(gy, shape, gradBuffer(x), x.shape, 1));
+}
+
+/**
+ * `out[..., j, ...] = x[..., index[..., j, ...], ...]` along `axis` (PyTorch `gather`); `index` has `x`'s shape
+ * except on `axis` and holds integer values (as floats or an `Int32Array`-backed tensor-like object).
+ *
+ * @example
+ * ```ts
+ * import { gather } from "./autograd.ts";
+ * import { tensor } from "./tensor.ts";
+ * gather(tensor([[1, 2], [3, 4]]), 1, tensor([[1], [0]])).toArray(); // [2, 3]
+ * ```
+ */
+export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
+  const be = backend();
+  const ax = normAxis(axis, x.ndim, "gather");
+  if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== ax && d !== x.shape[i])) {
+    throw new Error(`gather: index shape ${fmt(index.shape)} must match input ${fmt(x.shape)} except on axis ${axis}`);
+  }
+  const [outer, n, inner] = axisTriple(x.shape, ax);
+  const m = index.shape[ax];
+  const out = new Tensor(new Float32Array(index.size), index.shape);
+  be.gather(x.data, outer, n, inner, index.data, m, out.data);
+  return record(out, "gather", [x], (gy) => be.scatterAdd(gy, outer, n, inner, index.data, m, gradBuffer(x)));
+}

@@ -1,0 +1,785 @@
+/**
+ * The CPU backend: TypeScript kernels over `Float32Array`, with GEMM (and so conv and linear layers) through OpenBLAS
+ * when FFI is allowed and a library is found, else through the pure-TypeScript GEMM.
+ *
+ * @module
+ */
+
+import type { Backend, BinaryOp, ConvGeometry, IndexArray, ReduceOp, UnaryOp } from "../primitives.ts";
+import { broadcastStrides, contiguousStrides } from "../primitives.ts";
+import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } from "./blas/ffi.ts";
+import type { BlasLibrary } from "./blas/ffi.ts";
+import { gemmTs } from "./gemm_ts.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// BLAS state
+
+interface BlasState {
+  lib: BlasLibrary | null;
+  path: string | null;
+  core: string;
+  note: string;
+}
+
+let blasState: BlasState | undefined;
+
+/** What the CPU backend computes GEMM with. */
+export interface CpuInfo {
+  /** Path of the loaded BLAS library, or null when the pure-TypeScript GEMM is used. */
+  blas: string | null;
+  /** OpenBLAS core name (e.g. "SkylakeX"), "unknown" for a BLAS without `openblas_get_corename`, or "pure-ts". */
+  core: string;
+  /** BLAS thread count (1 for pure TS). */
+  threads: number;
+  /** Why this choice was made (forced core type, self-test result, load error). */
+  note: string;
+}
+
+function ffiGranted(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/** Compare BLAS against the TS reference on all transpose combinations; returns the worst relative error. */
+function blasSelfTest(lib: BlasLibrary): number {
+  const m = 37, n = 29, k = 41;
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296) - 0.5;
+  const a = Float32Array.from({ length: m * k }, rnd);
+  const b = Float32Array.from({ length: k * n }, rnd);
+  let worst = 0;
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      const c1 = Float32Array.from({ length: m * n }, rnd);
+      const c2 = c1.slice();
+      gemmTs(ta, tb, m, n, k, 0.75, a, b, 0.5, c1);
+      blasCall(lib, ta, tb, m, n, k, 0.75, a, b, 0.5, c2);
+      for (let i = 0; i < c1.length; i++) {
+        const err = Math.abs(c1[i] - c2[i]) / (1 + Math.abs(c1[i]));
+        if (!(err <= worst)) worst = Number.isNaN(err) ? Infinity : err;
+      }
+    }
+  }
+  return worst;
+}
+
+function blasCall(
+  lib: BlasLibrary,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+): void {
+  lib.symbols.cblas_sgemm(
+    CBLAS_ROW_MAJOR,
+    transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
+    transB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+    m,
+    n,
+    k,
+    alpha,
+    a,
+    transA ? m : k,
+    b,
+    transB ? k : n,
+    beta,
+    c,
+    n,
+  );
+}
+
+function loadBlas(): BlasState {
+  let disabled: string | undefined;
+  try {
+    disabled = Deno.env.get("ARCADIA_NO_BLAS");
+  } catch { /* env permission missing: treat as unset */ }
+  if (disabled === "1") return { lib: null, path: null, core: "pure-ts", note: "ARCADIA_NO_BLAS=1" };
+  if (!ffiGranted()) {
+    return { lib: null, path: null, core: "pure-ts", note: "FFI not permitted (run with --allow-ffi for BLAS)" };
+  }
+  let opened;
+  try {
+    opened = openBlas();
+  } catch (err) {
+    return { lib: null, path: null, core: "pure-ts", note: (err as Error).message };
+  }
+  const { lib, path, forcedCore } = opened;
+  const core = readCString(lib.symbols.openblas_get_corename?.()) ?? "unknown";
+  const err = blasSelfTest(lib);
+  if (!(err < 1e-4)) {
+    lib.close();
+    return {
+      lib: null,
+      path: null,
+      core: "pure-ts",
+      note: `BLAS at ${path} (core ${core}${forcedCore ? `, forced OPENBLAS_CORETYPE=${forcedCore}` : ""}) failed ` +
+        `its self-test (relative error ${err}); using pure TypeScript GEMM. Set OPENBLAS_CORETYPE to a core your CPU ` +
+        "supports, or ARCADIA_BLAS to another library.",
+    };
+  }
+  return {
+    lib,
+    path,
+    core,
+    note: forcedCore
+      ? `OPENBLAS_CORETYPE=${forcedCore} set from /proc/cpuinfo; self-test passed`
+      : `${userCoreNote()}self-test passed`,
+  };
+}
+
+function userCoreNote(): string {
+  try {
+    const v = Deno.env.get("OPENBLAS_CORETYPE");
+    return v ? `OPENBLAS_CORETYPE=${v} from the environment; ` : "";
+  } catch {
+    return "";
+  }
+}
+
+function blas(): BlasState {
+  return blasState ??= loadBlas();
+}
+
+/**
+ * Which GEMM the CPU backend uses (loads BLAS on first call).
+ *
+ * @example
+ * ```ts
+ * import { cpuInfo } from "./cpu.ts";
+ * const { blas, core, threads } = cpuInfo();
+ * console.log(blas ?? "pure TypeScript", core, threads);
+ * ```
+ */
+export function cpuInfo(): CpuInfo {
+  const s = blas();
+  const threads = s.lib?.symbols.openblas_get_num_threads?.() ?? 1;
+  return { blas: s.path, core: s.core, threads, note: s.note };
+}
+
+/** Set the OpenBLAS thread count (no-op for pure TS or a BLAS without `openblas_set_num_threads`). */
+export function setBlasThreads(threads: number): void {
+  blas().lib?.symbols.openblas_set_num_threads?.(threads);
+}
+
+/** Raw `cblas_sgemm` (no checks), or null when BLAS is not loaded; for benchmarks comparing against the wrapper. */
+export function rawBlasSgemm(): BlasLibrary["symbols"]["cblas_sgemm"] | null {
+  return blas().lib?.symbols.cblas_sgemm ?? null;
+}
+
+/** Close the BLAS library (idempotent); later GEMMs reload it. */
+export function closeBlas(): void {
+  blasState?.lib?.close();
+  blasState = undefined;
+}
+
+/** GEMM through BLAS when loaded, else pure TypeScript. Same contract as `Backend.gemm`. */
+export function gemm(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+): void {
+  if (m === 0 || n === 0) return;
+  const lib = (blasState ?? blas()).lib;
+  if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c);
+  else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Strided iteration helpers
+
+interface Collapsed {
+  shape: number[];
+  strides: number[][];
+}
+
+/** Drop size-1 dims and merge dims that are contiguous for every operand, so inner loops run as long as possible. */
+function collapse(shape: readonly number[], stridesList: readonly (readonly number[])[]): Collapsed {
+  const dims: number[] = [];
+  const strides: number[][] = stridesList.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = dims.length - 1;
+    let merge = last >= 0;
+    for (let o = 0; merge && o < stridesList.length; o++) {
+      if (strides[o][last] !== stridesList[o][d] * shape[d]) merge = false;
+    }
+    if (merge) {
+      dims[last] *= shape[d];
+      for (let o = 0; o < stridesList.length; o++) strides[o][last] = stridesList[o][d];
+    } else {
+      dims.push(shape[d]);
+      for (let o = 0; o < stridesList.length; o++) strides[o].push(stridesList[o][d]);
+    }
+  }
+  if (dims.length === 0) {
+    dims.push(1);
+    for (const s of strides) s.push(0);
+  }
+  return { shape: dims, strides };
+}
+
+/** Start offsets of every inner row (all dims but the last) for one operand. */
+function rowOffsets(shape: readonly number[], strides: readonly number[], base: number): Int32Array {
+  const nd = shape.length - 1;
+  let rows = 1;
+  for (let d = 0; d < nd; d++) rows *= shape[d];
+  const out = new Int32Array(rows);
+  if (nd === 0) {
+    out[0] = base;
+    return out;
+  }
+  const idx = new Int32Array(nd);
+  let off = base;
+  for (let r = 0; r < rows; r++) {
+    out[r] = off;
+    for (let d = nd - 1; d >= 0; d--) {
+      off += strides[d];
+      if (++idx[d] < shape[d]) break;
+      off -= strides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Elementwise kernels
+
+function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: number): void {
+  const n = x.length;
+  switch (op) {
+    case "neg":
+      for (let i = 0; i < n; i++) out[i] = -x[i];
+      break;
+    case "exp":
+      for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]);
+      break;
+    case "log":
+      for (let i = 0; i < n; i++) out[i] = Math.log(x[i]);
+      break;
+    case "sqrt":
+      for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]);
+      break;
+    case "abs":
+      for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]);
+      break;
+    case "relu":
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        out[i] = v > 0 ? v : 0;
+      }
+      break;
+    case "elu":
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        out[i] = v > 0 ? v : p0 * Math.expm1(v);
+      }
+      break;
+    case "tanh":
+      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]);
+      break;
+    case "sigmoid":
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        // Branch keeps exp's argument non-positive (no overflow).
+        if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
+        else {
+          const e = Math.exp(v);
+          out[i] = e / (1 + e);
+        }
+      }
+      break;
+    case "pow":
+      if (p0 === 2) { for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; }
+      else if (p0 === 0.5) { for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); }
+      else for (let i = 0; i < n; i++) out[i] = Math.pow(x[i], p0);
+      break;
+    case "clamp":
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        out[i] = v < p0 ? p0 : v > p1 ? p1 : v;
+      }
+      break;
+    default:
+      throw new Error(`cpu backend: unknown unary op '${op satisfies never}'`);
+  }
+}
+
+function unaryGrad(
+  op: UnaryOp,
+  x: Float32Array,
+  y: Float32Array,
+  gy: Float32Array,
+  gx: Float32Array,
+  p0: number,
+  p1: number,
+): void {
+  const n = x.length;
+  switch (op) {
+    case "neg":
+      for (let i = 0; i < n; i++) gx[i] -= gy[i];
+      break;
+    case "exp":
+      for (let i = 0; i < n; i++) gx[i] += gy[i] * y[i];
+      break;
+    case "log":
+      for (let i = 0; i < n; i++) gx[i] += gy[i] / x[i];
+      break;
+    case "sqrt":
+      for (let i = 0; i < n; i++) gx[i] += (0.5 * gy[i]) / y[i];
+      break;
+    case "abs":
+      for (let i = 0; i < n; i++) gx[i] += x[i] > 0 ? gy[i] : x[i] < 0 ? -gy[i] : 0;
+      break;
+    case "relu":
+      for (let i = 0; i < n; i++) if (x[i] > 0) gx[i] += gy[i];
+      break;
+    case "elu":
+      for (let i = 0; i < n; i++) gx[i] += x[i] > 0 ? gy[i] : gy[i] * (y[i] + p0);
+      break;
+    case "tanh":
+      for (let i = 0; i < n; i++) gx[i] += gy[i] * (1 - y[i] * y[i]);
+      break;
+    case "sigmoid":
+      for (let i = 0; i < n; i++) gx[i] += gy[i] * y[i] * (1 - y[i]);
+      break;
+    case "pow":
+      if (p0 === 2) { for (let i = 0; i < n; i++) gx[i] += 2 * gy[i] * x[i]; }
+      else for (let i = 0; i < n; i++) gx[i] += gy[i] * p0 * Math.pow(x[i], p0 - 1);
+      break;
+    case "clamp":
+      // PyTorch passes the gradient where min <= x <= max (inclusive).
+      for (let i = 0; i < n; i++) if (x[i] >= p0 && x[i] <= p1) gx[i] += gy[i];
+      break;
+    default:
+      throw new Error(`cpu backend: unknown unary op '${op satisfies never}'`);
+  }
+}
+
+/** One inner row of a binary op; `sa`/`sb` are each 0 or the element stride. */
+function binaryRow(
+  op: BinaryOp,
+  a: Float32Array,
+  ao: number,
+  sa: number,
+  b: Float32Array,
+  bo: number,
+  sb: number,
+  out: Float32Array,
+  oo: number,
+  so: number,
+  n: number,
+): void {
+  if (sa === 1 && sb === 1 && so === 1) {
+    // Fast contiguous path (the common same-shape case).
+    switch (op) {
+      case "add":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] + b[bo + i];
+        return;
+      case "sub":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] - b[bo + i];
+        return;
+      case "mul":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] * b[bo + i];
+        return;
+      case "div":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] / b[bo + i];
+        return;
+    }
+  }
+  if (sa === 1 && sb === 0 && so === 1) {
+    const v = b[bo];
+    switch (op) {
+      case "add":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] + v;
+        return;
+      case "sub":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] - v;
+        return;
+      case "mul":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] * v;
+        return;
+      case "div":
+        for (let i = 0; i < n; i++) out[oo + i] = a[ao + i] / v;
+        return;
+    }
+  }
+  let ia = ao, ib = bo, io = oo;
+  switch (op) {
+    case "add":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] + b[ib];
+      break;
+    case "sub":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] - b[ib];
+      break;
+    case "mul":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] * b[ib];
+      break;
+    case "div":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] / b[ib];
+      break;
+    case "maximum":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) {
+        const x = a[ia], y = b[ib];
+        out[io] = x !== x || y !== y ? NaN : x >= y ? x : y;
+      }
+      break;
+    case "minimum":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) {
+        const x = a[ia], y = b[ib];
+        out[io] = x !== x || y !== y ? NaN : x <= y ? x : y;
+      }
+      break;
+    case "gt":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] > b[ib] ? 1 : 0;
+      break;
+    case "ge":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] >= b[ib] ? 1 : 0;
+      break;
+    case "lt":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] < b[ib] ? 1 : 0;
+      break;
+    case "le":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] <= b[ib] ? 1 : 0;
+      break;
+    case "eq":
+      for (let i = 0; i < n; i++, ia += sa, ib += sb, io += so) out[io] = a[ia] === b[ib] ? 1 : 0;
+      break;
+    default:
+      throw new Error(`cpu backend: unknown binary op '${op satisfies never}'`);
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function binary(
+  op: BinaryOp,
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array,
+  bShape: readonly number[],
+  out: Float32Array,
+  outShape: readonly number[],
+): void {
+  if (sameShape(aShape, outShape) && sameShape(bShape, outShape)) {
+    binaryRow(op, a, 0, 1, b, 0, 1, out, 0, 1, out.length);
+    return;
+  }
+  const c = collapse(outShape, [
+    broadcastStrides(aShape, outShape),
+    broadcastStrides(bShape, outShape),
+    contiguousStrides(outShape),
+  ]);
+  const last = c.shape.length - 1;
+  const n = c.shape[last];
+  const oa = rowOffsets(c.shape, c.strides[0], 0);
+  const ob = rowOffsets(c.shape, c.strides[1], 0);
+  const sa = c.strides[0][last], sb = c.strides[1][last];
+  for (let r = 0; r < oa.length; r++) binaryRow(op, a, oa[r], sa, b, ob[r], sb, out, r * n, 1, n);
+}
+
+function where(
+  cond: Float32Array,
+  condShape: readonly number[],
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array,
+  bShape: readonly number[],
+  out: Float32Array,
+  outShape: readonly number[],
+): void {
+  const c = collapse(outShape, [
+    broadcastStrides(condShape, outShape),
+    broadcastStrides(aShape, outShape),
+    broadcastStrides(bShape, outShape),
+    contiguousStrides(outShape),
+  ]);
+  const last = c.shape.length - 1;
+  const n = c.shape[last];
+  const oc = rowOffsets(c.shape, c.strides[0], 0);
+  const oa = rowOffsets(c.shape, c.strides[1], 0);
+  const ob = rowOffsets(c.shape, c.strides[2], 0);
+  const sc = c.strides[0][last], sa = c.strides[1][last], sb = c.strides[2][last];
+  for (let r = 0; r < oc.length; r++) {
+    let ic = oc[r], ia = oa[r], ib = ob[r], io = r * n;
+    for (let i = 0; i < n; i++, ic += sc, ia += sa, ib += sb, io++) out[io] = cond[ic] !== 0 ? a[ia] : b[ib];
+  }
+}
+
+function sumTo(
+  x: Float32Array,
+  xShape: readonly number[],
+  out: Float32Array,
+  outShape: readonly number[],
+  alpha: number,
+): void {
+  if (sameShape(xShape, outShape)) {
+    const n = x.length;
+    if (alpha === 1) { for (let i = 0; i < n; i++) out[i] += x[i]; }
+    else for (let i = 0; i < n; i++) out[i] += alpha * x[i];
+    return;
+  }
+  const c = collapse(xShape, [contiguousStrides(xShape), broadcastStrides(outShape, xShape)]);
+  const last = c.shape.length - 1;
+  const n = c.shape[last];
+  const ox = rowOffsets(c.shape, c.strides[0], 0);
+  const oo = rowOffsets(c.shape, c.strides[1], 0);
+  const so = c.strides[1][last];
+  for (let r = 0; r < ox.length; r++) {
+    const xo = ox[r], o = oo[r];
+    if (so === 0) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += x[xo + i];
+      out[o] += alpha * s;
+    } else {
+      for (let i = 0; i < n; i++) out[o + i * so] += alpha * x[xo + i];
+    }
+  }
+}
+
+function reduce(op: ReduceOp, x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void {
+  for (let o = 0; o < outer; o++) {
+    const base = o * n * inner;
+    const ob = o * inner;
+    if (inner === 1) {
+      if (op === "sum") {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += x[base + j];
+        out[ob] = s;
+      } else {
+        let best = -Infinity, arg = 0;
+        for (let j = 0; j < n; j++) {
+          const v = x[base + j];
+          if (v > best || v !== v) {
+            best = v;
+            arg = j;
+            if (v !== v) break; // NaN propagates, like PyTorch
+          }
+        }
+        out[ob] = op === "max" ? best : arg;
+      }
+      continue;
+    }
+    if (op === "sum") {
+      for (let i = 0; i < inner; i++) out[ob + i] = x[base + i];
+      for (let j = 1; j < n; j++) {
+        const row = base + j * inner;
+        for (let i = 0; i < inner; i++) out[ob + i] += x[row + i];
+      }
+    } else {
+      for (let i = 0; i < inner; i++) {
+        let best = -Infinity, arg = 0;
+        for (let j = 0; j < n; j++) {
+          const v = x[base + j * inner + i];
+          if (v > best || v !== v) {
+            best = v;
+            arg = j;
+            if (v !== v) break;
+          }
+        }
+        out[ob + i] = op === "max" ? best : arg;
+      }
+    }
+  }
+}
+
+function im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void {
+  const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+  const P = outH * outW;
+  const cols = batch * P;
+  const hw = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let ki = 0; ki < kernelH; ki++) {
+      for (let kj = 0; kj < kernelW; kj++) {
+        const row = ((c * kernelH + ki) * kernelW + kj) * cols;
+        for (let b = 0; b < batch; b++) {
+          const xb = (b * channels + c) * hw;
+          let o = row + b * P;
+          for (let oh = 0; oh < outH; oh++) {
+            const ih = oh * strideH + ki - padH;
+            if (ih < 0 || ih >= height) {
+              col.fill(0, o, o + outW);
+              o += outW;
+              continue;
+            }
+            const xr = xb + ih * width;
+            let iw = kj - padW;
+            if (iw >= 0 && iw + (outW - 1) * strideW < width) {
+              for (let ow = 0; ow < outW; ow++, iw += strideW) col[o++] = x[xr + iw];
+            } else {
+              for (let ow = 0; ow < outW; ow++, iw += strideW) col[o++] = iw >= 0 && iw < width ? x[xr + iw] : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+function col2im(col: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+  const P = outH * outW;
+  const cols = batch * P;
+  const hw = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let ki = 0; ki < kernelH; ki++) {
+      for (let kj = 0; kj < kernelW; kj++) {
+        const row = ((c * kernelH + ki) * kernelW + kj) * cols;
+        for (let b = 0; b < batch; b++) {
+          const xb = (b * channels + c) * hw;
+          let o = row + b * P;
+          for (let oh = 0; oh < outH; oh++) {
+            const ih = oh * strideH + ki - padH;
+            if (ih < 0 || ih >= height) {
+              o += outW;
+              continue;
+            }
+            const xr = xb + ih * width;
+            let iw = kj - padW;
+            for (let ow = 0; ow < outW; ow++, iw += strideW, o++) if (iw >= 0 && iw < width) dx[xr + iw] += col[o];
+          }
+        }
+      }
+    }
+  }
+}
+
+function copyStrided(
+  src: Float32Array,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  shape: readonly number[],
+  dst: Float32Array,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  accumulate: boolean,
+): void {
+  const c = collapse(shape, [srcStrides, dstStrides]);
+  const last = c.shape.length - 1;
+  const n = c.shape[last];
+  const os = rowOffsets(c.shape, c.strides[0], srcOffset);
+  const od = rowOffsets(c.shape, c.strides[1], dstOffset);
+  const ss = c.strides[0][last], sd = c.strides[1][last];
+  for (let r = 0; r < os.length; r++) {
+    let is = os[r], id = od[r];
+    if (accumulate) { for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] += src[is]; }
+    else if (ss === 1 && sd === 1) dst.set(src.subarray(is, is + n), id);
+    else for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] = src[is];
+  }
+}
+
+function checkIndex(v: number, n: number): number {
+  if (!(v >= 0 && v < n) || v !== Math.floor(v)) {
+    throw new RangeError(`gather: index ${v} out of range for an axis of size ${n}`);
+  }
+  return v;
+}
+
+function gather(
+  x: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  index: IndexArray,
+  m: number,
+  out: Float32Array,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < m; j++) {
+      const io = (o * m + j) * inner;
+      for (let i = 0; i < inner; i++) out[io + i] = x[(o * n + checkIndex(index[io + i], n)) * inner + i];
+    }
+  }
+}
+
+function scatterAdd(
+  g: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  index: IndexArray,
+  m: number,
+  gx: Float32Array,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < m; j++) {
+      const io = (o * m + j) * inner;
+      for (let i = 0; i < inner; i++) gx[(o * n + checkIndex(index[io + i], n)) * inner + i] += g[io + i];
+    }
+  }
+}
+
+function logSoftmax(x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let mx = -Infinity;
+      for (let j = 0; j < n; j++) mx = Math.max(mx, x[base + j * inner]);
+      if (mx === -Infinity) mx = 0;
+      let s = 0;
+      for (let j = 0; j < n; j++) s += Math.exp(x[base + j * inner] - mx);
+      const lse = mx + Math.log(s);
+      for (let j = 0; j < n; j++) out[base + j * inner] = x[base + j * inner] - lse;
+    }
+  }
+}
+
+function logSoftmaxGrad(
+  y: Float32Array,
+  gy: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  gx: Float32Array,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let s = 0;
+      for (let j = 0; j < n; j++) s += gy[base + j * inner];
+      for (let j = 0; j < n; j++) {
+        const k = base + j * inner;
+        gx[k] += gy[k] - Math.exp(y[k]) * s;
+      }
+    }
+  }
+}
+
+/** The CPU backend instance. */
+export const cpuBackend: Backend = {
+  name: "cpu",
+  unary,
+  unaryGrad,
+  binary,
+  where,
+  sumTo,
+  reduce,
+  gemm,
+  im2col,
+  col2im,
+  copyStrided,
+  gather,
+  scatterAdd,
+  logSoftmax,
+  logSoftmaxGrad,
+};

@@ -1,0 +1,367 @@
+/**
+ * `Tensor`: a dense float32 array with a shape, plus the reverse-mode autograd engine (graph recording, topological
+ * backward, `noGrad`, NaN/Inf checking) and the explicit backend registry.
+ *
+ * Tensors are always contiguous; `reshape` returns a view that shares `data`. Differentiable operations live in
+ * `autograd.ts` (primitives) and `ops.ts` (compositions).
+ *
+ * @module
+ */
+
+import type { Backend } from "./primitives.ts";
+import { shapeSize } from "./primitives.ts";
+import { cpuBackend } from "./backends/cpu.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backend registry
+
+/** Backend names accepted by `useBackend`. `"auto"` picks the best available (currently always `"cpu"`). */
+export type BackendName = "cpu" | "webgpu" | "auto";
+
+/** Explicit registry (no directory scanning, so importing by URL works). WebGPU registers itself here later. */
+const BACKENDS: Record<Exclude<BackendName, "auto">, Backend | null> = {
+  cpu: cpuBackend,
+  webgpu: null,
+};
+
+let current: Backend = cpuBackend;
+
+/**
+ * Select the backend used by all subsequent operations.
+ *
+ * @example
+ * ```ts
+ * import { useBackend } from "./tensor.ts";
+ * useBackend("cpu");
+ * ```
+ */
+export function useBackend(name: BackendName): Backend {
+  if (name === "auto") {
+    current = BACKENDS.cpu!;
+    return current;
+  }
+  const backend = BACKENDS[name];
+  if (!backend) throw new Error(`backend '${name}' is not available in this build; use "cpu" or "auto"`);
+  current = backend;
+  return current;
+}
+
+/** Register (or replace) a backend implementation under `name`. */
+export function registerBackend(name: Exclude<BackendName, "auto">, backend: Backend): void {
+  BACKENDS[name] = backend;
+}
+
+/** The backend operations currently run on. */
+export function backend(): Backend {
+  return current;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Global modes
+
+let gradEnabled = true;
+let nanCheck = readNanCheckEnv();
+
+function readNanCheckEnv(): boolean {
+  try {
+    return Deno.env.get("ARCADIA_NAN_CHECK") === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Run `fn` without recording the autograd graph (inference, target networks, optimizer updates).
+ *
+ * @example
+ * ```ts
+ * import { noGrad, tensor } from "./tensor.ts";
+ * const y = noGrad(() => tensor([1, 2], { requiresGrad: true }).reshape([2, 1]));
+ * console.log(y.requiresGrad); // false
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Whether operations currently record the graph. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Turn the NaN/Inf check on or off: when on, every op's output (and every gradient) is scanned and the first
+ * non-finite value raises an error naming the op. Defaults to `ARCADIA_NAN_CHECK=1`.
+ */
+export function setNanCheck(enabled: boolean): void {
+  nanCheck = enabled;
+}
+
+/** Whether the NaN/Inf check is on. */
+export function isNanCheckEnabled(): boolean {
+  return nanCheck;
+}
+
+function checkFinite(data: Float32Array, op: string, what: string, shape: readonly number[]): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      throw new Error(
+        `NaN/Inf check: op '${op}' produced ${v} in its ${what} (shape [${shape.join(",")}], flat index ${i})`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tensor
+
+/** A node of the autograd graph: the op that made a tensor and how to push its gradient to the inputs. */
+export interface GradNode {
+  /** Op name, used in error messages. */
+  op: string;
+  /** Inputs that may need gradients. */
+  inputs: Tensor[];
+  /** Accumulate input gradients given the output gradient `gy` (same layout as the output). */
+  backward(gy: Float32Array): void;
+}
+
+/** Options for creating a tensor. */
+export interface TensorOptions {
+  /** Track gradients for this tensor (a leaf parameter). */
+  requiresGrad?: boolean;
+}
+
+/** A dense, contiguous float32 tensor. */
+export class Tensor {
+  /** Row-major element storage (shared by reshape views). */
+  readonly data: Float32Array;
+  /** Sizes of each dimension. */
+  readonly shape: readonly number[];
+  /** Whether gradients flow to this tensor. */
+  requiresGrad: boolean;
+  /** Accumulated gradient (same shape), set by `backward()` on leaves that require grad. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor (null for leaves and for tensors made under `noGrad`). */
+  node: GradNode | null = null;
+
+  constructor(data: Float32Array, shape: readonly number[], options: TensorOptions = {}) {
+    const n = shapeSize(shape);
+    if (data.length !== n) {
+      throw new Error(`Tensor: data has ${data.length} elements but shape [${shape.join(",")}] needs ${n}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.requiresGrad = options.requiresGrad ?? false;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.data.length !== 1) throw new Error(`item: tensor has shape [${this.shape.join(",")}], not one element`);
+    return this.data[0];
+  }
+
+  /** A copy of the values as a plain array (flat). */
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+
+  /** A tensor sharing this data, cut off from the graph (stop-gradient). */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape);
+  }
+
+  /** A deep copy (not part of the graph). */
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+
+  /** View with a new shape (one dim may be -1); differentiable, shares `data`. */
+  reshape(shape: readonly number[]): Tensor {
+    const out = new Tensor(this.data, resolveShape(shape, this.data.length, this.shape));
+    return record(out, "reshape", [this], (gy) => {
+      const gx = gradBuffer(this);
+      for (let i = 0; i < gy.length; i++) gx[i] += gy[i];
+    });
+  }
+
+  /** Run reverse-mode autodiff from this tensor (a scalar unless `grad` is given). */
+  backward(grad?: Tensor, options: BackwardOptions = {}): void {
+    runBackward(this, grad, options);
+  }
+
+  /** Debug string with shape and the first values. */
+  toString(): string {
+    const head = Array.from(this.data.subarray(0, 8)).map((v) => +v.toPrecision(5));
+    return `Tensor([${this.shape.join(",")}], [${head.join(", ")}${this.data.length > 8 ? ", …" : ""}])`;
+  }
+}
+
+/** Options for `backward`. */
+export interface BackwardOptions {
+  /** Keep the graph and intermediate gradients (allows a second backward through the same graph). */
+  retainGraph?: boolean;
+}
+
+function resolveShape(shape: readonly number[], n: number, from: readonly number[]): number[] {
+  const out = [...shape];
+  const neg = out.indexOf(-1);
+  if (neg >= 0) {
+    const rest = shapeSize(out.filter((_, i) => i !== neg));
+    out[neg] = rest === 0 ? 0 : n / rest;
+  }
+  if (shapeSize(out) !== n || out.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new Error(`reshape: cannot reshape [${from.join(",")}] to [${shape.join(",")}]`);
+  }
+  return out;
+}
+
+/**
+ * Attach a graph node to `out` if grad mode is on and any input requires grad; runs the NaN check. Used by every
+ * differentiable op.
+ */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: (gy: Float32Array) => void): Tensor {
+  if (nanCheck) checkFinite(out.data, op, "output", out.shape);
+  if (!gradEnabled) return out;
+  let any = false;
+  for (const t of inputs) if (t.requiresGrad) any = true;
+  if (!any) return out;
+  out.requiresGrad = true;
+  out.node = { op, inputs: inputs.filter((t) => t.requiresGrad), backward };
+  return out;
+}
+
+/**
+ * The gradient accumulator of `t` (allocated zeroed on first use); ops' backward functions add into it.
+ * Returns a throwaway buffer for tensors that do not require grad, so callers can skip the check.
+ */
+export function gradBuffer(t: Tensor): Float32Array {
+  if (!t.requiresGrad) return new Float32Array(t.data.length);
+  if (t.grad === null) t.grad = new Tensor(new Float32Array(t.data.length), t.shape);
+  return t.grad.data;
+}
+
+function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOptions): void {
+  if (!root.requiresGrad) {
+    throw new Error("backward: tensor does not require grad (no input had requiresGrad, or it was made in noGrad)");
+  }
+  if (!grad && root.data.length !== 1) {
+    throw new Error(`backward: output has shape [${root.shape.join(",")}]; pass a gradient or reduce to a scalar`);
+  }
+  // Iterative post-order DFS gives a topological order without recursion limits.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const inputs = top[0].node?.inputs ?? [];
+    if (top[1] < inputs.length) {
+      const next = inputs[top[1]++];
+      if (!seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(top[0]);
+      stack.pop();
+    }
+  }
+  const g = gradBuffer(root);
+  if (grad) {
+    if (grad.data.length !== g.length) {
+      throw new Error(`backward: gradient shape [${grad.shape.join(",")}] != output [${root.shape.join(",")}]`);
+    }
+    for (let i = 0; i < g.length; i++) g[i] += grad.data[i];
+  } else g[0] += 1;
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    const node = t.node;
+    if (!node || t.grad === null) continue;
+    node.backward(t.grad.data);
+    if (nanCheck) {
+      for (const x of node.inputs) if (x.grad) checkFinite(x.grad.data, node.op, "input gradient", x.shape);
+    }
+    if (!options.retainGraph) {
+      t.node = null;
+      t.grad = null; // non-leaf gradients are not kept (PyTorch semantics)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Constructors
+
+type Nested = number | Nested[];
+
+function flatten(value: Nested, shape: number[], depth: number, out: number[]): void {
+  if (typeof value === "number") {
+    if (depth !== shape.length) throw new Error("tensor: ragged nested array");
+    out.push(value);
+    return;
+  }
+  if (depth === shape.length) shape.push(value.length);
+  else if (shape[depth] !== value.length) throw new Error("tensor: ragged nested array");
+  for (const v of value) flatten(v, shape, depth + 1, out);
+}
+
+/** Options for `tensor`. */
+export interface CreateOptions extends TensorOptions {
+  /** Shape for flat data (default: inferred from nesting, or `[length]`). */
+  shape?: readonly number[];
+}
+
+/**
+ * Make a tensor from a number, nested arrays or a `Float32Array` (which is used without copying).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "./tensor.ts";
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * console.log(x.shape); // [2, 3]
+ * const w = tensor(new Float32Array(6), { shape: [3, 2], requiresGrad: true });
+ * ```
+ */
+export function tensor(value: Nested | Float32Array, options: CreateOptions = {}): Tensor {
+  if (value instanceof Float32Array) return new Tensor(value, options.shape ?? [value.length], options);
+  const shape: number[] = [];
+  const flat: number[] = [];
+  flatten(value, shape, 0, flat);
+  return new Tensor(Float32Array.from(flat), options.shape ?? shape, options);
+}
+
+/** A tensor filled with `value`. */
+export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
+  return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape, options);
+}
+
+/** A tensor of zeros. */
+export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return new Tensor(new Float32Array(shapeSize(shape)), shape, options);
+}
+
+/** A tensor of ones. */
+export function ones(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** A scalar (shape `[]`) tensor. */
+export function scalar(value: number): Tensor {
+  return new Tensor(new Float32Array([value]), []);
+}

@@ -1,0 +1,94 @@
+// GEMM: BLAS (through FFI) vs the pure-TypeScript kernel, every transpose combination, odd sizes, alpha/beta.
+import assert from "node:assert/strict";
+import { closeBlas, cpuInfo, gemm } from "../models/backends/cpu.ts";
+import { gemmTs } from "../models/backends/gemm_ts.ts";
+import { detectCoreType } from "../models/backends/blas/ffi.ts";
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => ((s = (s * 1664525 + 1013904223) >>> 0) / 4294967296) * 2 - 1);
+}
+
+function naive(
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+) {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+      out[i * n + j] = alpha * s + (beta === 0 ? 0 : beta * c[i * n + j]);
+    }
+  }
+  return out;
+}
+
+const SIZES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [4, 4, 4], [17, 9, 33], [64, 65, 63], [1, 512, 3136], [
+  130,
+  7,
+  1,
+]];
+
+Deno.test("BLAS is found and passes its self-test (install libopenblas0-pthread if this fails)", () => {
+  const info = cpuInfo();
+  assert.ok(
+    info.blas !== null,
+    `no BLAS loaded (${info.note}). Install it: apt-get install -y libopenblas0-pthread, or set ARCADIA_BLAS`,
+  );
+  assert.ok(info.threads >= 1);
+});
+
+Deno.test("detectCoreType reads /proc/cpuinfo on Linux x86-64", () => {
+  const core = detectCoreType();
+  if (Deno.build.os === "linux" && Deno.build.arch === "x86_64") {
+    const flags = Deno.readTextFileSync("/proc/cpuinfo");
+    if (/\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags)) assert.equal(core, "SkylakeX");
+  } else assert.equal(core, null);
+});
+
+for (const ta of [false, true]) {
+  for (const tb of [false, true]) {
+    Deno.test(`gemm transA=${ta} transB=${tb}: BLAS and pure TS match a float64 reference`, () => {
+      for (const [m, n, k] of SIZES) {
+        for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
+          const a = rand(m * k, m + 7 * k), b = rand(k * n, n + 3 * k), c0 = rand(m * n, m * n + 1);
+          const want = naive(ta, tb, m, n, k, alpha, a, b, beta, c0);
+          const c1 = c0.slice(), c2 = c0.slice();
+          gemmTs(ta, tb, m, n, k, alpha, a, b, beta, c1);
+          gemm(ta, tb, m, n, k, alpha, a, b, beta, c2);
+          for (let i = 0; i < want.length; i++) {
+            const tol = 1e-5 * (Math.sqrt(k) + Math.abs(want[i]));
+            assert.ok(Math.abs(c1[i] - want[i]) <= tol, `pure TS ${m}x${n}x${k} [${i}]: ${c1[i]} vs ${want[i]}`);
+            assert.ok(Math.abs(c2[i] - want[i]) <= tol, `backend ${m}x${n}x${k} [${i}]: ${c2[i]} vs ${want[i]}`);
+          }
+        }
+      }
+    });
+  }
+}
+
+Deno.test("gemm works on subarray views (offset pointers through FFI)", () => {
+  const big = rand(100, 5);
+  const a = big.subarray(10, 16), b = big.subarray(40, 46);
+  const c = new Float32Array(4), ref = new Float32Array(4);
+  gemm(false, false, 2, 2, 3, 1, a, b, 0, c);
+  gemmTs(false, false, 2, 2, 3, 1, a, b, 0, ref);
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(c[i] - ref[i]) < 1e-6);
+});
+
+Deno.test("closeBlas is idempotent and BLAS reloads on next use", () => {
+  closeBlas();
+  closeBlas();
+  const c = new Float32Array(1);
+  gemm(false, false, 1, 1, 1, 1, new Float32Array([2]), new Float32Array([3]), 0, c);
+  assert.equal(c[0], 6);
+});
