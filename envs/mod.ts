@@ -1,6 +1,6 @@
 /**
- * Environments: the contract, spaces, seeding, registry, checker, wrappers and the built-in envs. Importing this
- * module registers every built-in env id.
+ * Environments: the contract, spaces, seeding, registry, checker, wrappers, vector envs and the built-in envs.
+ * Importing this module registers every built-in env id.
  *
  * @module
  */
@@ -12,3 +12,4 @@ export * from "./registry.ts";
 export * from "./checker.ts";
 export * from "./wrappers/mod.ts";
 export * from "./classic/mod.ts";
+export * from "./vector/mod.ts";

@@ -327,6 +327,9 @@ export class WorkerVectorEnv implements VectorEnv {
       finished = waitUntilZero(ints, deadline);
     }
     for (const worker of this.#workers) worker.terminate();
+    // Releases a recv() awaiting Workers that never answered (wait: "async"); it then sees the closed state.
+    Atomics.store(ints, PENDING, 0);
+    Atomics.notify(ints, PENDING);
     const mainFailure = this.#mainBlock?.close();
     if (!finished) {
       console.error(`WorkerVectorEnv: Workers did not close their envs within ${this.#closeTimeoutMs} ms; terminated`);
@@ -386,6 +389,8 @@ export class WorkerVectorEnv implements VectorEnv {
     } else {
       while ((pending = Atomics.load(ints, PENDING)) !== 0) Atomics.wait(ints, PENDING, pending);
     }
+    // With wait: "async", close() may run while this call awaits.
+    if (this.#state === "closed") throw new Error(`WorkerVectorEnv: close() was called during ${phase}()`);
     this.#state = "ready";
     const error = this.#workerError() ?? this.#mainError;
     if (error) {
