@@ -232,7 +232,9 @@ export class MultiDiscrete extends Space<Int32Array> {
 }
 
 /** The element type of a `Dict` space over `S`. */
-export type DictValue<S extends Record<string, Space<unknown>>> = { [K in keyof S]: S[K] extends Space<infer T> ? T : never };
+export type DictValue<S extends Record<string, Space<unknown>>> = {
+  [K in keyof S]: S[K] extends Space<infer T> ? T : never;
+};
 
 /**
  * A dictionary of named sub-spaces (e.g. screen + game variables).
