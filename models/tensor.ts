@@ -202,8 +202,8 @@ export class Tensor {
   }
 
   /** Run reverse-mode autodiff from this tensor (a scalar unless `grad` is given). */
-  backward(grad?: Tensor, options: BackwardOptions = {}): void {
-    runBackward(this, grad, options);
+  backward(options: BackwardOptions = {}): void {
+    runBackward(this, options.grad, options);
   }
 
   /** Debug string with shape and the first values. */
@@ -215,7 +215,9 @@ export class Tensor {
 
 /** Options for `backward`. */
 export interface BackwardOptions {
-  /** Keep the graph and intermediate gradients (allows a second backward through the same graph). */
+  /** Gradient of the output (default: 1 for a one-element output). */
+  grad?: Tensor;
+  /** Keep the graph (allows a second backward through the same graph). */
   retainGraph?: boolean;
 }
 
@@ -257,6 +259,18 @@ export function gradBuffer(t: Tensor): Float32Array {
   return t.grad.data;
 }
 
+/** Placed on non-leaf tensors once their graph has been consumed by `backward()`. */
+const FREED: GradNode = {
+  op: "freed",
+  inputs: [],
+  backward() {
+    throw new Error(
+      "backward: trying to backward through a graph a second time (its buffers were freed); " +
+        "pass { retainGraph: true } to the first backward(), or sum the losses and call backward() once",
+    );
+  },
+};
+
 function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOptions): void {
   if (!root.requiresGrad) {
     throw new Error("backward: tensor does not require grad (no input had requiresGrad, or it was made in noGrad)");
@@ -294,14 +308,13 @@ function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOp
     const t = order[i];
     const node = t.node;
     if (!node || t.grad === null) continue;
+    if (node === FREED) node.backward(t.grad.data);
     node.backward(t.grad.data);
     if (nanCheck) {
       for (const x of node.inputs) if (x.grad) checkFinite(x.grad.data, node.op, "input gradient", x.shape);
     }
-    if (!options.retainGraph) {
-      t.node = null;
-      t.grad = null; // non-leaf gradients are not kept (PyTorch semantics)
-    }
+    t.grad = null; // non-leaf gradients are consumed, not kept (PyTorch semantics)
+    if (!options.retainGraph) t.node = FREED;
   }
 }
 

@@ -1,0 +1,351 @@
+/**
+ * Neural-network modules: a `Module` base with explicit parameter/child registration (PyTorch-style dotted names),
+ * and the layers the RL algorithms need: Linear, Conv2d, Sequential, Flatten, activations, GRU and LSTM (cells and
+ * sequences with episode-reset masks).
+ *
+ * @module
+ */
+
+import { conv2d, linear, slice } from "./autograd.ts";
+import type { Conv2dOptions } from "./autograd.ts";
+import { constantInit, orthogonalInit, pytorchDefaultInit, uniformInit } from "./init.ts";
+import { add, elu, flatten, mul, relu, sigmoid, stack, sub, tanh } from "./ops.ts";
+import { Rng } from "./rng.ts";
+import { type Tensor, zeros } from "./tensor.ts";
+
+let globalRng = new Rng(0);
+
+/** Reseed the generator used by modules constructed without an explicit `rng`. */
+export function manualSeed(seed: number): void {
+  globalRng = new Rng(seed);
+}
+
+/** Base class: holds named parameters and child modules, in registration order. */
+export class Module {
+  /** Whether the module is in training mode (affects nothing built-in yet; kept for user layers). */
+  training = true;
+  #params = new Map<string, Tensor>();
+  #children = new Map<string, Module>();
+
+  /** Register a trainable parameter (sets `requiresGrad`). */
+  protected registerParameter(name: string, t: Tensor): Tensor {
+    t.requiresGrad = true;
+    this.#params.set(name, t);
+    return t;
+  }
+
+  /** Register a child module whose parameters appear as `name.<param>`. */
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.#children.set(name, m);
+    return m;
+  }
+
+  /** `[name, parameter]` pairs, depth first, with dotted names like PyTorch's `named_parameters()`. */
+  namedParameters(prefix = ""): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, p] of this.#params) out.push([prefix + n, p]);
+    for (const [n, m] of this.#children) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** All parameters. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Zero every parameter's gradient, keeping the buffers (no allocation in the training loop). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad?.data.fill(0);
+  }
+
+  /** Set training mode on this module and its children. */
+  train(mode = true): this {
+    this.training = mode;
+    for (const m of this.#children.values()) m.train(mode);
+    return this;
+  }
+
+  /** Set evaluation mode. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Copy parameter values from another module with the same structure (e.g. a DQN target network). */
+  copyFrom(other: Module): void {
+    const src = new Map(other.namedParameters());
+    for (const [name, p] of this.namedParameters()) {
+      const q = src.get(name);
+      if (!q || q.size !== p.size) throw new Error(`copyFrom: no parameter '${name}' of shape [${p.shape}] in source`);
+      p.data.set(q.data);
+    }
+  }
+}
+
+/** A module mapping one tensor to one tensor (usable in `Sequential`). */
+export interface Layer extends Module {
+  forward(x: Tensor): Tensor;
+}
+
+/** Weight/bias init options shared by `Linear` and `Conv2d`. */
+export interface InitOptions {
+  /** Generator for init (default: the global one, see `manualSeed`). */
+  rng?: Rng;
+  /** Use orthogonal init with this gain (e.g. `Math.SQRT2`) instead of PyTorch's default. */
+  orthogonalGain?: number;
+  /** Constant bias (default: 0 with orthogonal init, PyTorch's uniform otherwise). */
+  biasInit?: number;
+  /** Include a bias (default true). */
+  bias?: boolean;
+}
+
+function initWeightBias(weight: Tensor, bias: Tensor | null, options: InitOptions): void {
+  const rng = options.rng ?? globalRng;
+  if (options.orthogonalGain !== undefined) orthogonalInit(weight, { gain: options.orthogonalGain, rng });
+  else pytorchDefaultInit(weight, rng);
+  if (!bias) return;
+  if (options.biasInit !== undefined || options.orthogonalGain !== undefined) constantInit(bias, options.biasInit ?? 0);
+  else {
+    const bound = 1 / Math.sqrt(weight.size / weight.shape[0]);
+    uniformInit(bias, -bound, bound, rng);
+  }
+}
+
+/**
+ * Fully connected layer: `y = x W^T + b`, `W` is `[out, in]`.
+ *
+ * @example
+ * ```ts
+ * import { Linear, Rng, zeros } from "./mod.ts";
+ * const fc = new Linear(4, 2, { rng: new Rng(1), orthogonalGain: Math.SQRT2 });
+ * const y = fc.forward(zeros([8, 4])); // [8, 2]
+ * ```
+ */
+export class Linear extends Module implements Layer {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: InitOptions = {}) {
+    super();
+    this.weight = this.registerParameter("weight", zeros([outFeatures, inFeatures]));
+    this.bias = options.bias === false ? null : this.registerParameter("bias", zeros([outFeatures]));
+    initWeightBias(this.weight, this.bias, options);
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** Options for `Conv2d`. */
+export interface Conv2dLayerOptions extends InitOptions, Conv2dOptions {}
+
+/** 2-D convolution layer over NCHW input; weight `[out, in, k, k]`. */
+export class Conv2d extends Module implements Layer {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly #conv: Conv2dOptions;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: number | [number, number],
+    options: Conv2dLayerOptions = {},
+  ) {
+    super();
+    const [kh, kw] = typeof kernelSize === "number" ? [kernelSize, kernelSize] : kernelSize;
+    this.weight = this.registerParameter("weight", zeros([outChannels, inChannels, kh, kw]));
+    this.bias = options.bias === false ? null : this.registerParameter("bias", zeros([outChannels]));
+    this.#conv = { stride: options.stride ?? 1, padding: options.padding ?? 0 };
+    initWeightBias(this.weight, this.bias, options);
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, this.#conv);
+  }
+}
+
+/** Chain of layers; children are named `0`, `1`, … like PyTorch. */
+export class Sequential extends Module implements Layer {
+  readonly layers: readonly Layer[];
+  constructor(layers: Layer[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((l, i) => this.registerModule(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const l of this.layers) y = l.forward(y);
+    return y;
+  }
+}
+
+/** `[N, ...] → [N, prod(...)]`. */
+export class Flatten extends Module implements Layer {
+  forward(x: Tensor): Tensor {
+    return flatten(x, 1);
+  }
+}
+
+/** ReLU activation. */
+export class ReLU extends Module implements Layer {
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+}
+
+/** ELU activation. */
+export class ELU extends Module implements Layer {
+  constructor(readonly alpha = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return elu(x, this.alpha);
+  }
+}
+
+/** Tanh activation. */
+export class Tanh extends Module implements Layer {
+  forward(x: Tensor): Tensor {
+    return tanh(x);
+  }
+}
+
+/** Options for recurrent layers. */
+export interface RecurrentOptions {
+  /** Generator for init (default: global). PyTorch init: every weight and bias U(±1/√hidden). */
+  rng?: Rng;
+}
+
+function initRecurrent(params: Tensor[], hidden: number, rng: Rng): void {
+  const k = 1 / Math.sqrt(hidden);
+  for (const p of params) uniformInit(p, -k, k, rng);
+}
+
+/** Multiply the rows of `h` (`[B, H]`) by a `[B]` mask of 0/1 (0 = episode boundary: reset state). */
+function maskRows(h: Tensor, mask: Tensor | undefined): Tensor {
+  return mask ? mul(h, mask.reshape([mask.size, 1])) : h;
+}
+
+/** GRU cell with PyTorch's gate layout (r, z, n) and parameter names. */
+export class GRUCell extends Module {
+  readonly weight_ih: Tensor;
+  readonly weight_hh: Tensor;
+  readonly bias_ih: Tensor;
+  readonly bias_hh: Tensor;
+  constructor(readonly inputSize: number, readonly hiddenSize: number, options: RecurrentOptions = {}) {
+    super();
+    const H = hiddenSize;
+    this.weight_ih = this.registerParameter("weight_ih", zeros([3 * H, inputSize]));
+    this.weight_hh = this.registerParameter("weight_hh", zeros([3 * H, H]));
+    this.bias_ih = this.registerParameter("bias_ih", zeros([3 * H]));
+    this.bias_hh = this.registerParameter("bias_hh", zeros([3 * H]));
+    initRecurrent(this.parameters(), H, options.rng ?? globalRng);
+  }
+
+  /** One step given precomputed input projections `gi = x W_ih^T + b_ih` (`[B, 3H]`). */
+  stepProjected(gi: Tensor, h: Tensor): Tensor {
+    const H = this.hiddenSize;
+    const gh = linear(h, this.weight_hh, this.bias_hh);
+    const r = sigmoid(add(slice(gi, 1, 0, H), slice(gh, 1, 0, H)));
+    const z = sigmoid(add(slice(gi, 1, H, 2 * H), slice(gh, 1, H, 2 * H)));
+    const n = tanh(add(slice(gi, 1, 2 * H, 3 * H), mul(r, slice(gh, 1, 2 * H, 3 * H))));
+    return add(n, mul(z, sub(h, n))); // (1 - z) * n + z * h
+  }
+
+  /** `h' = GRU(x, h)`; `x` `[B, in]`, `h` `[B, H]`. */
+  forward(x: Tensor, h: Tensor): Tensor {
+    return this.stepProjected(linear(x, this.weight_ih, this.bias_ih), h);
+  }
+}
+
+/** Result of a recurrent sequence pass. */
+export interface SequenceOutput {
+  /** Hidden states for every step, `[T, B, H]`. */
+  output: Tensor;
+  /** Final hidden state `[B, H]`. */
+  h: Tensor;
+  /** Final cell state `[B, H]` (LSTM only). */
+  c?: Tensor;
+}
+
+/**
+ * GRU over a sequence `[T, B, in]` with optional reset masks `[T, B]`: before step `t`, the state of batch row `b`
+ * is multiplied by `masks[t, b]` (0 where an episode ended at `t - 1`), as in Sample Factory / CleanRL.
+ */
+export class GRU extends Module {
+  readonly cell: GRUCell;
+  constructor(inputSize: number, readonly hiddenSize: number, options: RecurrentOptions = {}) {
+    super();
+    this.cell = this.registerModule("cell", new GRUCell(inputSize, hiddenSize, options));
+  }
+
+  forward(x: Tensor, h0: Tensor, options: { masks?: Tensor } = {}): SequenceOutput {
+    const [T, B] = x.shape;
+    // Input projections for all steps in one GEMM.
+    const gi = linear(x, this.cell.weight_ih, this.cell.bias_ih);
+    let h = h0;
+    const hs: Tensor[] = [];
+    for (let t = 0; t < T; t++) {
+      h = maskRows(h, options.masks ? slice(options.masks, 0, t, t + 1) : undefined);
+      h = this.cell.stepProjected(slice(gi, 0, t, t + 1).reshape([B, 3 * this.hiddenSize]), h);
+      hs.push(h);
+    }
+    return { output: stack(hs, 0), h };
+  }
+}
+
+/** LSTM cell with PyTorch's gate layout (i, f, g, o) and parameter names. */
+export class LSTMCell extends Module {
+  readonly weight_ih: Tensor;
+  readonly weight_hh: Tensor;
+  readonly bias_ih: Tensor;
+  readonly bias_hh: Tensor;
+  constructor(readonly inputSize: number, readonly hiddenSize: number, options: RecurrentOptions = {}) {
+    super();
+    const H = hiddenSize;
+    this.weight_ih = this.registerParameter("weight_ih", zeros([4 * H, inputSize]));
+    this.weight_hh = this.registerParameter("weight_hh", zeros([4 * H, H]));
+    this.bias_ih = this.registerParameter("bias_ih", zeros([4 * H]));
+    this.bias_hh = this.registerParameter("bias_hh", zeros([4 * H]));
+    initRecurrent(this.parameters(), H, options.rng ?? globalRng);
+  }
+
+  /** One step from precomputed input projections `[B, 4H]`; returns `[h', c']`. */
+  stepProjected(gi: Tensor, h: Tensor, c: Tensor): [Tensor, Tensor] {
+    const H = this.hiddenSize;
+    const gates = add(gi, linear(h, this.weight_hh, this.bias_hh));
+    const i = sigmoid(slice(gates, 1, 0, H));
+    const f = sigmoid(slice(gates, 1, H, 2 * H));
+    const g = tanh(slice(gates, 1, 2 * H, 3 * H));
+    const o = sigmoid(slice(gates, 1, 3 * H, 4 * H));
+    const c1 = add(mul(f, c), mul(i, g));
+    return [mul(o, tanh(c1)), c1];
+  }
+
+  /** `[h', c'] = LSTM(x, (h, c))`. */
+  forward(x: Tensor, h: Tensor, c: Tensor): [Tensor, Tensor] {
+    return this.stepProjected(linear(x, this.weight_ih, this.bias_ih), h, c);
+  }
+}
+
+/** LSTM over a sequence `[T, B, in]` with optional reset masks `[T, B]` (applied to both h and c). */
+export class LSTM extends Module {
+  readonly cell: LSTMCell;
+  constructor(inputSize: number, readonly hiddenSize: number, options: RecurrentOptions = {}) {
+    super();
+    this.cell = this.registerModule("cell", new LSTMCell(inputSize, hiddenSize, options));
+  }
+
+  forward(x: Tensor, h0: Tensor, c0: Tensor, options: { masks?: Tensor } = {}): SequenceOutput {
+    const [T, B] = x.shape;
+    const gi = linear(x, this.cell.weight_ih, this.cell.bias_ih);
+    let h = h0, c = c0;
+    const hs: Tensor[] = [];
+    for (let t = 0; t < T; t++) {
+      const m = options.masks ? slice(options.masks, 0, t, t + 1) : undefined;
+      [h, c] = this.cell.stepProjected(
+        slice(gi, 0, t, t + 1).reshape([B, 4 * this.hiddenSize]),
+        maskRows(h, m),
+        maskRows(c, m),
+      );
+      hs.push(h);
+    }
+    return { output: stack(hs, 0), h, c };
+  }
+}
