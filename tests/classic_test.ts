@@ -216,3 +216,25 @@ Deno.test("CartPole with suttonBartoReward gives 0 per step and -1 on terminatio
   env.reset({ options: { state: [0, 0, 0, 0] } });
   assert.equal(env.step(1)[1], 0);
 });
+
+Deno.test("CartPole renders Gymnasium's 600x400 picture: white sky, black cart and track, brown pole", () => {
+  using env = new CartPoleEnv();
+  assert.equal(env.render(), undefined);
+  env.reset({ options: { state: [0, 0, 0, 0] } });
+  const frame = env.render()!;
+  assert.equal(frame.width, 600);
+  assert.equal(frame.height, 400);
+  // Gymnasium draws with y up from the bottom (pygame y, then a vertical flip).
+  const pixel = (
+    x: number,
+    yUp: number,
+  ) => [...frame.data.subarray(((399 - yUp) * 600 + x) * 3, ((399 - yUp) * 600 + x) * 3 + 3)];
+  assert.deepEqual(pixel(10, 300), [255, 255, 255]);
+  assert.deepEqual(pixel(10, 100), [0, 0, 0]);
+  assert.deepEqual(pixel(290, 95), [0, 0, 0]);
+  assert.deepEqual(pixel(300, 200), [202, 152, 101]);
+  assert.deepEqual(pixel(300, 107), [129, 132, 203]);
+  // Moving the cart right moves its pixels right.
+  env.reset({ options: { state: [1, 0, 0, 0] } });
+  assert.deepEqual(env.render() && pixel(425, 90), [0, 0, 0]);
+});

@@ -4,9 +4,10 @@
  * @module
  */
 
-import { Env, type ResetOptions, type ResetResult, type StepResult } from "../core.ts";
+import { Env, type ResetOptions, type ResetResult, type RgbFrame, type StepResult } from "../core.ts";
 import { register } from "../registry.ts";
 import { Box, Discrete } from "../spaces.ts";
+import { Canvas } from "./_raster.ts";
 import { notResetError, resetBounds, stateOption } from "./_utils.ts";
 
 const GRAVITY = 9.8;
@@ -19,6 +20,7 @@ const FORCE_MAG = 10.0;
 const TAU = 0.02; // seconds between state updates
 const THETA_THRESHOLD = (12 * 2 * Math.PI) / 360;
 const X_THRESHOLD = 2.4;
+const BLACK = [0, 0, 0] as const;
 
 /** Options of `CartPoleEnv`. */
 export interface CartPoleOptions {
@@ -47,6 +49,8 @@ export interface CartPoleOptions {
  *   done = terminated || truncated;
  * }
  * console.assert(total > 10);
+ * const frame = env.render(); // 600x400 RGB, drawn like Gymnasium's
+ * console.assert(frame !== undefined && frame.data.length === 600 * 400 * 3);
  * ```
  */
 export class CartPoleEnv extends Env<Float32Array, number> {
@@ -55,12 +59,13 @@ export class CartPoleEnv extends Env<Float32Array, number> {
     [X_THRESHOLD * 2, Infinity, THETA_THRESHOLD * 2, Infinity],
   );
   readonly actionSpace: Discrete = new Discrete(2);
-  override metadata = { renderModes: [] as string[], renderFps: 50 };
+  override metadata = { renderModes: ["rgb_array"], renderFps: 50 };
   /** The float64 state `[x, xDot, theta, thetaDot]`; read it, don't write it. */
   readonly state: Float64Array = new Float64Array(4);
   readonly #suttonBartoReward: boolean;
   #ready = false;
   #stepsBeyondTerminated = -1;
+  #canvas: Canvas | undefined;
 
   constructor(options: CartPoleOptions = {}) {
     super();
@@ -110,6 +115,31 @@ export class CartPoleEnv extends Env<Float32Array, number> {
       reward = this.#suttonBartoReward ? -1 : 0;
     }
     return [Float32Array.from(s), reward, terminated, false, {}];
+  }
+
+  /**
+   * A 600x400 frame drawn as Gymnasium's `rgb_array` mode draws it (without anti-aliasing), or undefined before the
+   * first reset. The frame's buffer is reused by the next call.
+   */
+  override render(): RgbFrame | undefined {
+    if (!this.#ready) return undefined;
+    const canvas = this.#canvas ??= new Canvas(600, 400);
+    const scale = 600 / (X_THRESHOLD * 2), poleWidth = 10, poleLen = scale * (2 * LENGTH);
+    const cartX = this.state[0] * scale + 300, cartY = 100, axleOffset = 30 / 4;
+    canvas.clear([255, 255, 255]);
+    const cart: [number, number][] = [[-25, -15], [-25, 15], [25, 15], [25, -15]];
+    canvas.polygon(cart.map(([x, y]) => [cartX + x, cartY + y]), BLACK);
+    // The pole's corners rotated by -theta (pygame's Vector2.rotate_rad), hinged at the axle.
+    const a = -this.state[2], cos = Math.cos(a), sin = Math.sin(a), l = -poleWidth / 2, r = poleWidth / 2;
+    const t = poleLen - poleWidth / 2, b = -poleWidth / 2;
+    const corner = (x: number, y: number): [number, number] => [
+      x * cos - y * sin + cartX,
+      x * sin + y * cos + cartY + axleOffset,
+    ];
+    canvas.polygon([corner(l, b), corner(l, t), corner(r, t), corner(r, b)], [202, 152, 101]);
+    canvas.circle(Math.trunc(cartX), Math.trunc(cartY + axleOffset), poleWidth / 2, [129, 132, 203]);
+    canvas.span(cartY, 0, 600, BLACK); // the track
+    return canvas.frame;
   }
 }
 
