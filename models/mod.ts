@@ -26,3 +26,4 @@ export * from "./nn.ts";
 export * from "./optim.ts";
 export * from "./losses.ts";
 export * from "./distributions.ts";
+export * from "./checkpoint.ts";
