@@ -4,14 +4,29 @@
  * @module
  */
 
-/** The message every classic env throws when stepped before `reset()`. */
+/**
+ * The error every classic env throws when stepped before `reset()`.
+ *
+ * @example
+ * ```ts
+ * import { notResetError } from "./_utils.ts";
+ * console.assert(notResetError("CartPole").message === "CartPole: call reset() before step()");
+ * ```
+ */
 export function notResetError(name: string): Error {
   return new Error(`${name}: call reset() before step()`);
 }
 
 /**
  * Reads `options.state` (an exact initial state, for fixtures and tests) when given: `length` finite numbers.
- * Returns undefined when absent.
+ * Returns undefined when absent; throws a TypeError when malformed.
+ *
+ * @example
+ * ```ts
+ * import { stateOption } from "./_utils.ts";
+ * console.assert(stateOption({ state: [0, 1] }, 2, "MountainCar")?.[1] === 1);
+ * console.assert(stateOption(undefined, 2, "MountainCar") === undefined);
+ * ```
  */
 export function stateOption(
   options: Record<string, unknown> | undefined,
@@ -27,7 +42,16 @@ export function stateOption(
   return arr as number[];
 }
 
-/** Gymnasium's `maybe_parse_reset_bounds`: `options.low` and `options.high` override the default reset range. */
+/**
+ * Gymnasium's `maybe_parse_reset_bounds`: `options.low` and `options.high` override the default reset range.
+ *
+ * @example
+ * ```ts
+ * import { resetBounds } from "./_utils.ts";
+ * const [low, high] = resetBounds({ high: 0.2 }, -0.05, 0.05, "CartPole");
+ * console.assert(low === -0.05 && high === 0.2);
+ * ```
+ */
 export function resetBounds(
   options: Record<string, unknown> | undefined,
   defaultLow: number,
