@@ -238,3 +238,23 @@ Deno.test("CartPole renders Gymnasium's 600x400 picture: white sky, black cart a
   env.reset({ options: { state: [1, 0, 0, 0] } });
   assert.deepEqual(env.render() && pixel(425, 90), [0, 0, 0]);
 });
+
+Deno.test("MountainCar, Acrobot and Pendulum render frames of Gymnasium's sizes with their colours", () => {
+  const cases: [string, number[], number, number, number[]][] = [
+    ["MountainCar-v0", [-0.5, 0], 600, 400, [204, 204, 0]], // the flag
+    ["Acrobot-v1", [0.3, -0.5, 0, 0], 500, 500, [0, 204, 204]], // the links
+    ["Pendulum-v1", [0.4, 0], 500, 500, [204, 77, 77]], // the rod
+  ];
+  for (const [id, state, width, height, color] of cases) {
+    using env = make(id);
+    assert.equal(env.render(), undefined, `${id} before reset`);
+    env.reset({ options: { state } });
+    const frame = env.render()!;
+    assert.deepEqual([frame.width, frame.height, frame.data.length], [width, height, width * height * 3], id);
+    let found = false;
+    for (let i = 0; i < frame.data.length && !found; i += 3) {
+      found = frame.data[i] === color[0] && frame.data[i + 1] === color[1] && frame.data[i + 2] === color[2];
+    }
+    assert.ok(found, `${id}: no pixel of colour ${color}`);
+  }
+});

@@ -12,6 +12,21 @@ import type { RgbFrame } from "../core.ts";
 export type Rgb = readonly [number, number, number];
 
 /**
+ * Rotates `(x, y)` by `angle` radians as pygame's `Vector2.rotate_rad`, then translates by `(dx, dy)`.
+ *
+ * @example
+ * ```ts
+ * import { rotate } from "./_raster.ts";
+ * const [x, y] = rotate(1, 0, Math.PI / 2, 10, 0);
+ * console.assert(Math.abs(x - 10) < 1e-12 && Math.abs(y - 1) < 1e-12);
+ * ```
+ */
+export function rotate(x: number, y: number, angle: number, dx = 0, dy = 0): [number, number] {
+  const c = Math.cos(angle), s = Math.sin(angle);
+  return [x * c - y * s + dx, x * s + y * c + dy];
+}
+
+/**
  * An RGB canvas whose `frame` is reused by every draw.
  *
  * @example

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { Env, type ResetOptions, type ResetResult, type StepResult } from "../core.ts";
+import { Env, type ResetOptions, type ResetResult, type RgbFrame, type StepResult } from "../core.ts";
+import { Canvas, rotate } from "./_raster.ts";
 import { register } from "../registry.ts";
 import { Box, Discrete } from "../spaces.ts";
 import { notResetError, resetBounds, stateOption } from "./_utils.ts";
@@ -46,13 +47,14 @@ export class AcrobotEnv extends Env<Float32Array, number> {
     [1, 1, 1, 1, MAX_VEL_1, MAX_VEL_2],
   );
   readonly actionSpace: Discrete = new Discrete(3);
-  override metadata = { renderModes: [] as string[], renderFps: 15 };
+  override metadata = { renderModes: ["rgb_array"], renderFps: 15 };
   /** The float64 state `[θ1, θ2, θ1dot, θ2dot]`; read it, don't write it. */
   readonly state: Float64Array = new Float64Array(4);
   // RK4 scratch: derivatives and the intermediate state, reused every step.
   readonly #k = [new Float64Array(4), new Float64Array(4), new Float64Array(4), new Float64Array(4)];
   readonly #y = new Float64Array(4);
   #ready = false;
+  #canvas: Canvas | undefined;
 
   reset(options: ResetOptions = {}): ResetResult<Float32Array> {
     this.seedFromReset(options);
@@ -87,6 +89,36 @@ export class AcrobotEnv extends Env<Float32Array, number> {
     s[3] = Math.min(Math.max(s[3], -MAX_VEL_2), MAX_VEL_2);
     const terminated = -Math.cos(s[0]) - Math.cos(s[1] + s[0]) > 1.0;
     return [this.#obs(), terminated ? 0 : -1, terminated, false, {}];
+  }
+
+  /**
+   * A 500x500 frame drawn as Gymnasium's `rgb_array` mode draws it (without anti-aliasing), or undefined before the
+   * first reset. The frame's buffer is reused by the next call.
+   */
+  override render(): RgbFrame | undefined {
+    if (!this.#ready) return undefined;
+    const canvas = this.#canvas ??= new Canvas(500, 500);
+    const s = this.state, scale = 500 / (2.2 * 2), offset = 250;
+    canvas.clear([255, 255, 255]);
+    canvas.span(
+      Math.trunc(1 * scale + offset),
+      Math.trunc(-2.2 * scale + offset),
+      Math.trunc(2.2 * scale + offset) + 1,
+      [0, 0, 0],
+    );
+    // Joint positions (x, y) in pygame coordinates: the first at the centre, the second at the end of link 1.
+    const joints: [number, number][] = [[offset, offset], [
+      LINK_LENGTH_1 * Math.sin(s[0]) * scale + offset,
+      -LINK_LENGTH_1 * Math.cos(s[0]) * scale + offset,
+    ]];
+    const thetas = [s[0] - Math.PI / 2, s[0] + s[1] - Math.PI / 2];
+    for (let i = 0; i < 2; i++) {
+      const [x, y] = joints[i], len = 1.0 * scale, w = 0.1 * scale;
+      const link: [number, number][] = [[0, -w], [0, w], [len, w], [len, -w]];
+      canvas.polygon(link.map(([lx, ly]) => rotate(lx, ly, thetas[i], x, y)), [0, 204, 204]);
+      canvas.circle(Math.trunc(x), Math.trunc(y), Math.trunc(0.1 * scale), [204, 204, 0]);
+    }
+    return canvas.frame;
   }
 
   #obs(): Float32Array {

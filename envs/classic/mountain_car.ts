@@ -4,7 +4,8 @@
  * @module
  */
 
-import { Env, type ResetOptions, type ResetResult, type StepResult } from "../core.ts";
+import { Env, type ResetOptions, type ResetResult, type RgbFrame, type StepResult } from "../core.ts";
+import { Canvas, rotate } from "./_raster.ts";
 import { register } from "../registry.ts";
 import { Box, Discrete } from "../spaces.ts";
 import { notResetError, resetBounds, stateOption } from "./_utils.ts";
@@ -47,11 +48,12 @@ export interface MountainCarOptions {
 export class MountainCarEnv extends Env<Float32Array, number> {
   readonly observationSpace: Box<"float32"> = new Box([MIN_POSITION, -MAX_SPEED], [MAX_POSITION, MAX_SPEED]);
   readonly actionSpace: Discrete = new Discrete(3);
-  override metadata = { renderModes: [] as string[], renderFps: 30 };
+  override metadata = { renderModes: ["rgb_array"], renderFps: 30 };
   /** The float64 state `[position, velocity]`; read it, don't write it. */
   readonly state: Float64Array = new Float64Array(2);
   readonly #goalVelocity: number;
   #ready = false;
+  #canvas: Canvas | undefined;
 
   constructor(options: MountainCarOptions = {}) {
     super();
@@ -83,6 +85,47 @@ export class MountainCarEnv extends Env<Float32Array, number> {
     const terminated = position >= GOAL_POSITION && velocity >= this.#goalVelocity;
     this.state[0] = position, this.state[1] = velocity;
     return [Float32Array.from(this.state), -1, terminated, false, {}];
+  }
+  /**
+   * A 600x400 frame drawn as Gymnasium's `rgb_array` mode draws it (without anti-aliasing), or undefined before the
+   * first reset. The frame's buffer is reused by the next call.
+   */
+  override render(): RgbFrame | undefined {
+    if (!this.#ready) return undefined;
+    const canvas = this.#canvas ??= new Canvas(600, 400);
+    const scale = 600 / (MAX_POSITION - MIN_POSITION), carWidth = 40, carHeight = 20, clearance = 10;
+    const height = (x: number) => Math.sin(3 * x) * 0.45 + 0.55;
+    const BLACK = [0, 0, 0] as const;
+    canvas.clear([255, 255, 255]);
+    for (let i = 0; i < 99; i++) {
+      const x0 = MIN_POSITION + (i / 99) * (MAX_POSITION - MIN_POSITION);
+      const x1 = MIN_POSITION + ((i + 1) / 99) * (MAX_POSITION - MIN_POSITION);
+      canvas.line(
+        (x0 - MIN_POSITION) * scale,
+        height(x0) * scale,
+        (x1 - MIN_POSITION) * scale,
+        height(x1) * scale,
+        1,
+        BLACK,
+      );
+    }
+    const pos = this.state[0], angle = Math.cos(3 * pos);
+    const cx = (pos - MIN_POSITION) * scale, cy = clearance + height(pos) * scale;
+    const car: [number, number][] = [[-carWidth / 2, 0], [-carWidth / 2, carHeight], [carWidth / 2, carHeight], [
+      carWidth / 2,
+      0,
+    ]];
+    canvas.polygon(car.map(([x, y]) => rotate(x, y, angle, cx, cy)), BLACK);
+    for (const wx of [carWidth / 4, -carWidth / 4]) {
+      const [x, y] = rotate(wx, 0, angle, cx, cy);
+      canvas.circle(Math.trunc(x), Math.trunc(y), Math.trunc(carHeight / 2.5), [128, 128, 128]);
+    }
+    const flagX = Math.trunc((GOAL_POSITION - MIN_POSITION) * scale),
+      flagY1 = Math.trunc(height(GOAL_POSITION) * scale);
+    const flagY2 = flagY1 + 50;
+    for (let y = flagY1; y <= flagY2; y++) canvas.span(y, flagX, flagX + 1, BLACK);
+    canvas.polygon([[flagX, flagY2], [flagX, flagY2 - 10], [flagX + 25, flagY2 - 5]], [204, 204, 0]);
+    return canvas.frame;
   }
 }
 

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { Env, type ResetOptions, type ResetResult, type StepResult } from "../core.ts";
+import { Env, type ResetOptions, type ResetResult, type RgbFrame, type StepResult } from "../core.ts";
+import { Canvas, rotate } from "./_raster.ts";
 import { register } from "../registry.ts";
 import { Box } from "../spaces.ts";
 import { notResetError, stateOption } from "./_utils.ts";
@@ -15,6 +16,7 @@ const DT = 0.05;
 const MASS = 1.0;
 const LENGTH = 1.0;
 const TWO_PI = 2 * Math.PI;
+const RED = [204, 77, 77] as const;
 
 /** Options of `PendulumEnv`. */
 export interface PendulumOptions {
@@ -42,13 +44,14 @@ export interface PendulumOptions {
 export class PendulumEnv extends Env<Float32Array, Float32Array> {
   readonly observationSpace: Box<"float32"> = new Box([-1, -1, -MAX_SPEED], [1, 1, MAX_SPEED]);
   readonly actionSpace: Box<"float32"> = new Box(-MAX_TORQUE, MAX_TORQUE, { shape: [1] });
-  override metadata = { renderModes: [] as string[], renderFps: 30 };
+  override metadata = { renderModes: ["rgb_array"], renderFps: 30 };
   /** The float64 state `[θ, θdot]`; read it, don't write it. */
   readonly state: Float64Array = new Float64Array(2);
   /** The last torque applied (after clipping), or undefined after reset. */
   lastU: number | undefined = undefined;
   readonly #g: number;
   #ready = false;
+  #canvas: Canvas | undefined;
 
   constructor(options: PendulumOptions = {}) {
     super();
@@ -87,6 +90,28 @@ export class PendulumEnv extends Env<Float32Array, Float32Array> {
     this.state[0] = th + newThdot * DT;
     this.state[1] = newThdot;
     return [this.#obs(), -costs, false, false, {}];
+  }
+
+  /**
+   * A 500x500 frame drawn as Gymnasium's `rgb_array` mode draws it, without the torque arrow image and without
+   * anti-aliasing; undefined before the first reset. The frame's buffer is reused by the next call.
+   */
+  override render(): RgbFrame | undefined {
+    if (!this.#ready) return undefined;
+    const canvas = this.#canvas ??= new Canvas(500, 500);
+    const scale = 500 / (2.2 * 2), offset = 250, rodLength = LENGTH * scale, rodWidth = 0.2 * scale;
+    const angle = this.state[0] + Math.PI / 2;
+    canvas.clear([255, 255, 255]);
+    const rod: [number, number][] = [[0, -rodWidth / 2], [0, rodWidth / 2], [rodLength, rodWidth / 2], [
+      rodLength,
+      -rodWidth / 2,
+    ]];
+    canvas.polygon(rod.map(([x, y]) => rotate(x, y, angle, offset, offset)), RED);
+    canvas.circle(offset, offset, Math.trunc(rodWidth / 2), RED);
+    const [ex, ey] = rotate(rodLength, 0, angle, offset, offset);
+    canvas.circle(Math.trunc(ex), Math.trunc(ey), Math.trunc(rodWidth / 2), RED);
+    canvas.circle(offset, offset, Math.trunc(0.05 * scale), [0, 0, 0]);
+    return canvas.frame;
   }
 
   #obs(): Float32Array {
