@@ -85,6 +85,7 @@ Deno.test("sync and worker backends give identical trajectories over many steps 
     ["7 envs, 2 workers", 7, { numWorkers: 2 }],
     ["7 envs, 3 workers, async wait", 7, { numWorkers: 3, wait: "async" }],
     ["6 envs, 1 worker + main thread", 6, { numWorkers: 1, stepInMainThread: true }],
+    ["3 envs, main thread only", 3, { numWorkers: 0, stepInMainThread: true }],
     ["5 envs, default workers, spinning", 5, { spinMicros: 20 }],
   ];
   for (const [name, n, options] of configs) {

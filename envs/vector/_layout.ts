@@ -42,7 +42,25 @@ export interface BufferLayout {
   byteLength: number;
 }
 
-/** Typed views of the vector env's buffer; what `step` returns are these same objects. */
+/**
+ * Typed views of the vector env's one buffer; what `reset`/`step` return are these same objects, overwritten by the
+ * next call. Rows are `numEnvs` long in env order; observations are row-major, `obsSize` values per env.
+ *
+ * @example
+ * ```ts
+ * import "../classic/mod.ts";
+ * import { SyncVectorEnv } from "./mod.ts";
+ *
+ * using envs = new SyncVectorEnv("CartPole-v1", { numEnvs: 2 });
+ * envs.resetSync({ seed: 0 });
+ * const { actions, observations } = envs.buffers;
+ * actions.set([1, 0]); // write in place, then send() without arguments
+ * const [obs] = envs.stepSync();
+ * console.assert(obs === observations && observations.length === 2 * 4);
+ * const angleOfEnv1 = observations[1 * 4 + 2]; // row 1, element 2
+ * console.assert(Number.isFinite(angleOfEnv1));
+ * ```
+ */
 export interface VectorBuffers {
   /** `numEnvs x obsSize`, row-major: the observation each env is in now (first of a new episode after autoreset). */
   observations: ObsArray;
@@ -205,6 +223,15 @@ export function allocateBuffers(
  * Gymnasium's `batch_space`: `Discrete(n)` → `MultiDiscrete([n, ..., n])`; `Box` of shape `s` → `Box` of shape
  * `[numEnvs, ...s]`; `MultiDiscrete(nvec)` → `MultiDiscrete` of the `numEnvs` copies of `nvec` concatenated (our
  * MultiDiscrete is one-dimensional).
+ *
+ * @example
+ * ```ts
+ * import { Box, Discrete } from "../spaces.ts";
+ * import { batchSpace } from "./mod.ts";
+ *
+ * console.assert(String(batchSpace(new Discrete(2), 3)) === "MultiDiscrete([2,2,2])");
+ * console.assert(batchSpace(new Box(0, 255, { shape: [84, 84], dtype: "uint8" }), 8).shape.join() === "8,84,84");
+ * ```
  */
 export function batchSpace(space: Space<unknown>, numEnvs: number): Space<unknown> {
   if (space instanceof Discrete) {

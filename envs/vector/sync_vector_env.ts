@@ -20,7 +20,20 @@ import {
 } from "./_layout.ts";
 import type { VectorEnv, VectorInfo, VectorResetOptions, VectorResetResult, VectorStepResult } from "./vector_env.ts";
 
-/** Builds one env of a vector env. */
+/**
+ * Builds one env of a vector env.
+ *
+ * @example
+ * ```ts
+ * import { CartPoleEnv } from "../classic/cartpole.ts";
+ * import { TimeLimit } from "../wrappers/time_limit.ts";
+ * import { type EnvFactory, SyncVectorEnv } from "./sync_vector_env.ts";
+ *
+ * const factory: EnvFactory = () => new TimeLimit(new CartPoleEnv(), { maxEpisodeSteps: 100 });
+ * using envs = new SyncVectorEnv([factory, factory]);
+ * console.assert(envs.numEnvs === 2);
+ * ```
+ */
 export type EnvFactory = () => Env<unknown, unknown>;
 
 /** Options of `SyncVectorEnv`. */
@@ -67,6 +80,8 @@ export class SyncVectorEnv implements VectorEnv {
   #state: "new" | "ready" | "sent" | "closed" = "new";
 
   /**
+   * Builds the envs (closing those already built if one fails) and allocates the buffers.
+   *
    * @param envs an env id for `make` (then `options.numEnvs` is required), or one factory per env.
    */
   constructor(envs: string | EnvFactory[], options: SyncVectorEnvOptions = {}) {

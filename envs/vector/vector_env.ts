@@ -34,6 +34,18 @@ export interface VectorResetOptions {
 /**
  * Episode statistics and final observations, the vector `infos`. The same object (of views) is returned by every
  * step; rows are valid only where `terminated[i] || truncated[i]`.
+ *
+ * @example
+ * ```ts
+ * import type { VectorInfo } from "./mod.ts";
+ *
+ * // Bootstrapping a truncated episode needs its last observation, not the new episode's first.
+ * function lastObservation(obs: Float32Array, infos: VectorInfo, i: number, ended: boolean): Float32Array {
+ *   const size = obs.length / infos.episodeReturn.length;
+ *   const rows = ended ? infos.finalObservation as Float32Array : obs;
+ *   return rows.subarray(i * size, (i + 1) * size);
+ * }
+ * ```
  */
 export interface VectorInfo {
   /** `numEnvs x obsSize`: last observation of the episode that just ended in env `i`. */
