@@ -350,6 +350,23 @@ Deno.test("close() closes the envs inside the Workers, terminates them, and is i
   assertAllWorkersTerminated();
 });
 
+Deno.test("close() terminates Workers whose envs do not close within closeTimeoutMs", async () => {
+  const envs = await testWorkers(2, { numWorkers: 2, closeTimeoutMs: 200 }, { closeDelayMs: 60_000 });
+  await envs.reset();
+  const errors: unknown[] = [], consoleError = console.error;
+  console.error = (...args: unknown[]) => errors.push(args.join(" "));
+  const start = performance.now();
+  try {
+    envs.close();
+  } finally {
+    console.error = consoleError;
+  }
+  const ms = performance.now() - start;
+  assert.ok(ms >= 190 && ms < 2000, `close() took ${ms} ms`);
+  assert.match(String(errors[0]), /did not close their envs within 200 ms; terminated/);
+  assertAllWorkersTerminated();
+});
+
 Deno.test("SyncVectorEnv takes factories and checks that spaces match", () => {
   assert.throws(
     () => new SyncVectorEnv([() => new VectorTestEnv(), () => new VectorTestEnv({ actions: "multi" })]),

@@ -23,6 +23,8 @@ export interface VectorTestOptions {
   crashResetSeed?: number;
   /** Directory where `close()` writes a file `closed-<seed>` (to observe closing inside Workers). */
   closeMarkerDir?: string;
+  /** `close()` busy-waits this long first (a native env whose engine does not answer). */
+  closeDelayMs?: number;
 }
 
 /**
@@ -87,6 +89,8 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
   }
 
   override close(): void {
+    const until = performance.now() + (this.#options.closeDelayMs ?? 0);
+    while (performance.now() < until) { /* hang */ }
     const dir = this.#options.closeMarkerDir;
     if (dir) Deno.writeTextFileSync(`${dir}/closed-${this.#seed}`, "");
   }
