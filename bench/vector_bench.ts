@@ -1,18 +1,23 @@
 /**
- * Vector env throughput on CartPole-v1: `deno run -A bench/vector_bench.ts [--seconds 2] [--rounds 10]`.
+ * Vector env throughput on CartPole-v1: `deno run -A bench/vector_bench.ts [--seconds 12] [--rounds 20]`.
  *
- * For 1, 8 and 64 envs it prints steps/s (env steps, i.e. batched steps x numEnvs) of:
+ * For 1, 8 and 64 envs it prints steps/s (env steps: batched steps x numEnvs) and µs per batched step of:
  * - `in-thread`: the same envs (`make("CartPole-v1")`, TimeLimit included) stepped in a plain loop with same-step
  *   autoreset and no vector machinery (the baseline);
  * - `SyncVectorEnv` (`stepSync`, and `await step`);
- * - `WorkerVectorEnv` with 1 Worker, with the default Worker count, and with 1 Worker + the main thread stepping.
+ * - `WorkerVectorEnv` with 1 Worker, with the default Worker count, with 1 Worker + the main thread stepping a block,
+ *   with a 50 µs spin before sleeping, and with `wait: "async"`.
  *
  * Overhead of the Worker backend per batched step, in µs:
  * - `vs in-thread`: time per batched step with ONE Worker minus time per batched step of the same envs in-thread.
  *   One Worker does exactly the in-thread work in another thread, so the difference is the cost of going through
- *   the Worker (action validation and copy, Atomics signalling both ways, wake-ups, cache traffic).
- * - `vs ideal split`: time per batched step of the default configuration minus the in-thread time of its largest
+ *   the Worker (action validation and copy, Atomics signalling both ways, thread wake-ups, cache traffic).
+ * - `vs ideal split`: time per batched step with several stepping threads minus the in-thread time of the largest
  *   block of envs (what perfectly parallel threads with zero communication would take).
+ *
+ * All configurations of one env count are measured in interleaved rounds (round-robin, `seconds / rounds` per
+ * round, split between them) and each figure is its best round: the machine is shared, and the minimum is the
+ * measurement least disturbed by other processes, taken under the same conditions for every configuration.
  *
  * @module
  */
@@ -21,16 +26,26 @@ import { parseArgs } from "node:util";
 import "../envs/classic/mod.ts";
 import { make } from "../envs/registry.ts";
 import type { Env } from "../envs/core.ts";
-import { SyncVectorEnv, type VectorEnv, WorkerVectorEnv, type WorkerVectorEnvOptions } from "../envs/vector/mod.ts";
+import { SyncVectorEnv, WorkerVectorEnv, type WorkerVectorEnvOptions } from "../envs/vector/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "2" }, rounds: { type: "string", default: "10" } },
+  options: { seconds: { type: "string", default: "12" }, rounds: { type: "string", default: "20" } },
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const ID = "CartPole-v1";
 const BATCHES = 64; // distinct pre-drawn action batches, cycled
+
+/** One configuration: a batched step and what to free afterwards. */
+interface Case {
+  name: string;
+  step: (k: number) => unknown;
+  /** Threads stepping envs, for the ideal-split overhead (1: compared with the in-thread baseline). */
+  threads: number;
+  dispose: () => void;
+  best: number;
+}
 
 function actionBatches(numEnvs: number): Int32Array[] {
   let x = 12345;
@@ -41,107 +56,115 @@ function actionBatches(numEnvs: number): Int32Array[] {
     }));
 }
 
-/**
- * Runs `step` for about SECONDS after a warm-up, in ROUNDS rounds; returns the best round's µs per call (the
- * minimum is the least disturbed by other processes on a shared machine).
- */
-async function timeIt(step: (k: number) => unknown | Promise<unknown>): Promise<number> {
-  for (let k = 0; k < 500; k++) await step(k);
-  let best = Infinity, calls = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const start = performance.now(), until = start + (SECONDS * 1000) / ROUNDS;
-    let now = start, n = 0;
-    while (now < until) {
-      for (let k = 0; k < 50; k++) await step(calls + k);
-      calls += 50;
-      n += 50;
-      now = performance.now();
-    }
-    best = Math.min(best, ((now - start) * 1000) / n);
-  }
-  return best;
-}
-
 /** The baseline: the envs stepped in this thread with no vector machinery. */
-async function inThread(numEnvs: number, actions: Int32Array[]): Promise<number> {
+function inThread(numEnvs: number, actions: Int32Array[]): Case {
   const envs: Env<unknown, unknown>[] = Array.from({ length: numEnvs }, () => make(ID));
   envs.forEach((env, i) => env.reset({ seed: i }));
   const obs = new Float32Array(numEnvs * 4);
-  const us = await timeIt((k) => {
-    const a = actions[k % BATCHES];
-    for (let i = 0; i < numEnvs; i++) {
-      const [o, , terminated, truncated] = envs[i].step(a[i]);
-      obs.set((terminated || truncated ? envs[i].reset()[0] : o) as Float32Array, i * 4);
-    }
-  });
-  for (const env of envs) env.close();
-  return us;
+  return {
+    name: "in-thread (baseline)",
+    threads: 0,
+    best: Infinity,
+    step: (k) => {
+      const a = actions[k % BATCHES];
+      for (let i = 0; i < numEnvs; i++) {
+        const [o, , terminated, truncated] = envs[i].step(a[i]);
+        obs.set((terminated || truncated ? envs[i].reset()[0] : o) as Float32Array, i * 4);
+      }
+    },
+    dispose: () => envs.forEach((env) => env.close()),
+  };
 }
 
-async function vectorTime(envs: VectorEnv, actions: Int32Array[], sync = false): Promise<number> {
+function syncCase(numEnvs: number, actions: Int32Array[], promise: boolean): Case {
+  const envs = new SyncVectorEnv(ID, { numEnvs });
+  envs.resetSync({ seed: 0 });
+  return {
+    name: promise ? "SyncVectorEnv await step" : "SyncVectorEnv stepSync",
+    threads: 0,
+    best: Infinity,
+    step: promise ? (k) => envs.step(actions[k % BATCHES]) : (k) => envs.stepSync(actions[k % BATCHES]),
+    dispose: () => envs.close(),
+  };
+}
+
+async function workerCase(
+  name: string,
+  numEnvs: number,
+  actions: Int32Array[],
+  options: Partial<WorkerVectorEnvOptions>,
+): Promise<Case> {
+  const envs = await WorkerVectorEnv.create(ID, { numEnvs, ...options });
   await envs.reset({ seed: 0 });
-  if (sync && envs instanceof SyncVectorEnv) return await timeIt((k) => envs.stepSync(actions[k % BATCHES]));
-  return await timeIt((k) => envs.step(actions[k % BATCHES]));
+  const threads = envs.numWorkers + (options.stepInMainThread ? 1 : 0);
+  return {
+    name: name.replace("%d", String(envs.numWorkers)),
+    threads,
+    best: Infinity,
+    step: (k) => envs.step(actions[k % BATCHES]),
+    dispose: () => envs.close(),
+  };
 }
 
-async function workerTime(numEnvs: number, actions: Int32Array[], options: Partial<WorkerVectorEnvOptions>) {
-  await using envs = await WorkerVectorEnv.create(ID, { numEnvs, ...options });
-  return { us: await vectorTime(envs, actions), workers: envs.numWorkers };
+/** Runs `c` for about `ms` milliseconds; returns µs per batched step. */
+async function run(c: Case, ms: number, offset: number): Promise<number> {
+  const start = performance.now(), until = start + ms;
+  let now = start, n = 0;
+  while (now < until) {
+    for (let k = 0; k < 20; k++) await c.step(offset + n + k);
+    n += 20;
+    now = performance.now();
+  }
+  return ((now - start) * 1000) / n;
 }
 
-function line(name: string, numEnvs: number, us: number, extra = ""): void {
-  const sps = (numEnvs * 1e6) / us;
+function line(c: Case, numEnvs: number, extra: string): void {
+  const sps = (numEnvs * 1e6) / c.best;
   console.log(
-    `${ID} envs=${String(numEnvs).padStart(2)} ${name.padEnd(34)} ${sps.toFixed(0).padStart(9)} steps/s ` +
-      `${us.toFixed(2).padStart(8)} µs/batch${extra}`,
+    `${ID} envs=${String(numEnvs).padStart(2)} ${c.name.padEnd(36)} ${sps.toFixed(0).padStart(9)} steps/s ` +
+      `${c.best.toFixed(2).padStart(8)} µs/batch${extra}`,
   );
 }
 
 console.log(
-  `# ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; each figure is the best of ${ROUNDS} rounds ` +
-    `over ${SECONDS} s; load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+  `# ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; best of ${ROUNDS} interleaved rounds over ` +
+    `${SECONDS} s per env count; load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
 );
 for (const numEnvs of [1, 8, 64]) {
   const actions = actionBatches(numEnvs);
-  const base = await inThread(numEnvs, actions);
-  line("in-thread (baseline)", numEnvs, base);
-  {
-    using sync = new SyncVectorEnv(ID, { numEnvs });
-    line("SyncVectorEnv stepSync", numEnvs, await vectorTime(sync, actions, true));
-    line("SyncVectorEnv await step", numEnvs, await vectorTime(sync, actions));
-  }
-  const one = await workerTime(numEnvs, actions, { numWorkers: 1 });
-  line("WorkerVectorEnv 1 worker", numEnvs, one.us, `  overhead vs in-thread ${(one.us - base).toFixed(2)} µs`);
-  const dflt = await workerTime(numEnvs, actions, {});
-  const largest = Math.ceil(numEnvs / dflt.workers);
-  line(
-    `WorkerVectorEnv ${dflt.workers} workers (default)`,
-    numEnvs,
-    dflt.us,
-    `  overhead vs ideal split ${(dflt.us - (base * largest) / numEnvs).toFixed(2)} µs`,
-  );
+  const cases: Case[] = [
+    inThread(numEnvs, actions),
+    syncCase(numEnvs, actions, false),
+    syncCase(numEnvs, actions, true),
+    await workerCase("WorkerVectorEnv 1 worker", numEnvs, actions, { numWorkers: 1 }),
+    await workerCase("WorkerVectorEnv %d workers (default)", numEnvs, actions, {}),
+  ];
   if (numEnvs > 1) {
-    const main = await workerTime(numEnvs, actions, { numWorkers: 1, stepInMainThread: true });
-    const largestMain = Math.ceil(numEnvs / 2);
-    line(
-      "WorkerVectorEnv 1 worker + main",
-      numEnvs,
-      main.us,
-      `  overhead vs ideal split ${(main.us - (base * largestMain) / numEnvs).toFixed(2)} µs`,
+    cases.push(
+      await workerCase("WorkerVectorEnv 1 worker + main thread", numEnvs, actions, {
+        numWorkers: 1,
+        stepInMainThread: true,
+      }),
     );
   }
-  const spin = await workerTime(numEnvs, actions, { numWorkers: 1, spinMicros: 50 });
-  line(
-    "WorkerVectorEnv 1 worker, spin 50µs",
-    numEnvs,
-    spin.us,
-    `  overhead vs in-thread ${(spin.us - base).toFixed(2)} µs`,
+  cases.push(
+    await workerCase("WorkerVectorEnv 1 worker, spin 50 µs", numEnvs, actions, { numWorkers: 1, spinMicros: 50 }),
+    await workerCase("WorkerVectorEnv 1 worker, async wait", numEnvs, actions, { numWorkers: 1, wait: "async" }),
   );
-  const async_ = await workerTime(numEnvs, actions, { numWorkers: 1, wait: "async" });
-  line(
-    "WorkerVectorEnv 1 worker, async",
-    numEnvs,
-    async_.us,
-    `  overhead vs in-thread ${(async_.us - base).toFixed(2)} µs`,
-  );
+  for (const c of cases) await run(c, 100, 0); // warm-up (JIT in every thread)
+  const ms = (SECONDS * 1000) / ROUNDS / cases.length;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const c of cases) c.best = Math.min(c.best, await run(c, ms, round * 1_000_003));
+  }
+  const base = cases[0].best;
+  for (const c of cases) {
+    let extra = "";
+    if (c.threads === 1) extra = `  overhead vs in-thread ${(c.best - base).toFixed(2)} µs`;
+    else if (c.threads > 1) {
+      const ideal = (base * Math.ceil(numEnvs / c.threads)) / numEnvs;
+      extra = `  overhead vs ideal split ${(c.best - ideal).toFixed(2)} µs`;
+    }
+    line(c, numEnvs, extra);
+    c.dispose();
+  }
 }
