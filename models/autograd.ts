@@ -8,6 +8,7 @@
 import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
 import { backend, gradBuffer, record, scalar, Tensor } from "./tensor.ts";
+import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 /** A tensor or a plain number (a constant scalar). */
 export type TensorLike = Tensor | number;
@@ -64,7 +65,7 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
         if (tb.requiresGrad) be.sumTo(gy, shape, gradBuffer(tb), tb.shape, op === "add" ? 1 : -1);
         return;
       case "mul": {
-        const tmp = new Float32Array(n);
+        const tmp = takeBuffer(n, false);
         if (ta.requiresGrad) {
           be.binary("mul", gy, shape, tb.data, tb.shape, tmp, shape);
           be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
@@ -73,16 +74,18 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
           be.binary("mul", gy, shape, ta.data, ta.shape, tmp, shape);
           be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, 1);
         }
+        releaseBuffer(tmp);
         return;
       }
       case "div": {
-        const tmp = new Float32Array(n);
+        const tmp = takeBuffer(n, false);
         be.binary("div", gy, shape, tb.data, tb.shape, tmp, shape); // gy / b
         if (ta.requiresGrad) be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
         if (tb.requiresGrad) {
           be.binary("mul", tmp, shape, out.data, shape, tmp, shape); // gy * (a / b) / b
           be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, -1);
         }
+        releaseBuffer(tmp);
         return;
       }
       case "maximum":
@@ -97,6 +100,7 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
           be.sumTo(gy, shape, gradBuffer(tb), tb.shape, 1);
           be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, -1);
         }
+        releaseBuffer(tmp);
         return;
       }
     }
@@ -341,10 +345,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     outW: OW,
   };
   const P = OH * OW, CKK = C * KH * KW, NP = N * P;
-  const col = new Float32Array(CKK * NP);
+  const col = takeBuffer(CKK * NP, false);
   be.im2col(x.data, g, col);
   // yT[O, N*P] = W[O, CKK] @ col[CKK, N*P], then permute to [N, O, P].
-  const yT = N === 1 ? new Float32Array(0) : new Float32Array(O * NP);
+  const yT = N === 1 ? new Float32Array(0) : takeBuffer(O * NP, false);
   const out = new Tensor(new Float32Array(N * O * P), [N, O, OH, OW]);
   const target = N === 1 ? out.data : yT;
   if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, NP], target, 0, [NP, 1], false);

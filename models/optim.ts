@@ -115,20 +115,49 @@ export class Adam extends BaseOptimizer {
 
   step(): void {
     this.t++;
-    const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this;
-    const stepSize = this.lr / (1 - Math.pow(b1, this.t));
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, this.t));
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      const g = p.grad.data, x = p.data;
-      const m = this.buffer(i, "exp_avg"), v = this.buffer(i, "exp_avg_sq");
-      for (let j = 0; j < x.length; j++) {
-        const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
-        const mj = (m[j] = m[j] + (1 - b1) * (gj - m[j]));
-        const vj = (v[j] = b2 * v[j] + (1 - b2) * gj * gj);
-        x[j] -= (stepSize * mj) / (Math.sqrt(vj) / bc2Sqrt + eps);
-      }
-    });
+    const stepSize = this.lr / (1 - Math.pow(this.beta1, this.t));
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(this.beta2, this.t));
+    for (let i = 0; i < this.params.length; i++) {
+      const p = this.params[i];
+      if (!p.grad) continue;
+      adamKernel(
+        p.data,
+        p.grad.data,
+        this.buffer(i, "exp_avg"),
+        this.buffer(i, "exp_avg_sq"),
+        this.beta1,
+        this.beta2,
+        stepSize,
+        bc2Sqrt,
+        this.eps,
+        this.weightDecay,
+      );
+    }
+  }
+}
+
+// Top-level kernels keep the hot loops monomorphic (one call site type, no closure captures).
+function adamKernel(
+  x: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  b1: number,
+  b2: number,
+  stepSize: number,
+  bc2Sqrt: number,
+  eps: number,
+  wd: number,
+): void {
+  const n = x.length;
+  const c1 = 1 - b1, c2 = 1 - b2, invBc2 = 1 / bc2Sqrt;
+  for (let j = 0; j < n; j++) {
+    const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
+    const mj = m[j] + c1 * (gj - m[j]);
+    const vj = b2 * v[j] + c2 * gj * gj;
+    m[j] = mj;
+    v[j] = vj;
+    x[j] -= (stepSize * mj) / (Math.sqrt(vj) * invBc2 + eps);
   }
 }
 

@@ -11,6 +11,7 @@
 import type { Backend } from "./primitives.ts";
 import { shapeSize } from "./primitives.ts";
 import { cpuBackend } from "./backends/cpu.ts";
+import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Backend registry
@@ -130,6 +131,8 @@ export interface GradNode {
   inputs: Tensor[];
   /** Accumulate input gradients given the output gradient `gy` (same layout as the output). */
   backward(gy: Float32Array): void;
+  /** Give back scratch buffers saved for backward; called once the graph is freed. */
+  release?: () => void;
 }
 
 /** Options for creating a tensor. */
@@ -238,14 +241,22 @@ function resolveShape(shape: readonly number[], n: number, from: readonly number
  * Attach a graph node to `out` if grad mode is on and any input requires grad; runs the NaN check. Used by every
  * differentiable op.
  */
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: (gy: Float32Array) => void): Tensor {
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: (gy: Float32Array) => void,
+  release?: () => void,
+): Tensor {
   if (nanCheck) checkFinite(out.data, op, "output", out.shape);
-  if (!gradEnabled) return out;
   let any = false;
-  for (const t of inputs) if (t.requiresGrad) any = true;
-  if (!any) return out;
+  if (gradEnabled) { for (const t of inputs) if (t.requiresGrad) any = true; }
+  if (!any) {
+    release?.(); // no graph: saved buffers are dead now
+    return out;
+  }
   out.requiresGrad = true;
-  out.node = { op, inputs: inputs.filter((t) => t.requiresGrad), backward };
+  out.node = { op, inputs: inputs.filter((t) => t.requiresGrad), backward, release };
   return out;
 }
 
@@ -255,7 +266,10 @@ export function record(out: Tensor, op: string, inputs: Tensor[], backward: (gy:
  */
 export function gradBuffer(t: Tensor): Float32Array {
   if (!t.requiresGrad) return new Float32Array(t.data.length);
-  if (t.grad === null) t.grad = new Tensor(new Float32Array(t.data.length), t.shape);
+  if (t.grad === null) {
+    // Non-leaf gradients are consumed within one backward pass, so they can come from the pool.
+    t.grad = new Tensor(t.node ? takeBuffer(t.data.length, true) : new Float32Array(t.data.length), t.shape);
+  }
   return t.grad.data;
 }
 
@@ -313,8 +327,12 @@ function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOp
     if (nanCheck) {
       for (const x of node.inputs) if (x.grad) checkFinite(x.grad.data, node.op, "input gradient", x.shape);
     }
+    releaseBuffer(t.grad.data);
     t.grad = null; // non-leaf gradients are consumed, not kept (PyTorch semantics)
-    if (!options.retainGraph) t.node = FREED;
+    if (!options.retainGraph) {
+      node.release?.();
+      t.node = FREED;
+    }
   }
 }
 

@@ -1,0 +1,195 @@
+// Tensor-library benchmarks: GEMM throughput (BLAS wrapper vs raw cblas_sgemm vs pure TS) and end-to-end
+// Nature-CNN / Doom-encoder training and inference steps. Run: deno run -A bench/models_bench.ts [--quick]
+import {
+  Adam,
+  Conv2d,
+  cpuInfo,
+  ELU,
+  Flatten,
+  GRUCell,
+  Linear,
+  mean,
+  noGrad,
+  ReLU,
+  Rng,
+  Sequential,
+  square,
+  sub,
+  Tensor,
+  tensor,
+} from "../models/mod.ts";
+import { gemm, rawBlasSgemm } from "../models/backends/cpu.ts";
+import { gemmTs } from "../models/backends/gemm_ts.ts";
+import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../models/backends/blas/ffi.ts";
+
+const quick = Deno.args.includes("--quick");
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median ms per call of `fn` over `reps` timed runs after `warmup` runs. */
+function time(fn: () => void, reps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+function rand(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.range(-1, 1));
+}
+
+const rng = new Rng(0);
+const info = cpuInfo();
+console.log(`cpu backend: blas=${info.blas ?? "none"} core=${info.core} threads=${info.threads} (${info.note})`);
+
+// ---- GEMM ----------------------------------------------------------------------------------------------------
+const raw = rawBlasSgemm();
+function gflops(m: number, n: number, k: number, ms: number): string {
+  return ((2 * m * n * k) / (ms * 1e6)).toFixed(1);
+}
+
+const N = 1024;
+const A = rand(N * N, rng), B = rand(N * N, rng), C = new Float32Array(N * N);
+let peak = NaN;
+if (raw) {
+  const ms = time(() => {
+    raw(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, N, N, N, 1, A, N, B, N, 0, C, N);
+  }, quick ? 5 : 20);
+  peak = (2 * N * N * N) / (ms * 1e6);
+  console.log(`gemm 1024^3 BLAS peak (raw cblas_sgemm via FFI): ${ms.toFixed(2)} ms, ${peak.toFixed(1)} GFLOP/s`);
+}
+{
+  const ms = time(() => gemm(false, false, N, N, N, 1, A, B, 0, C), quick ? 5 : 20);
+  const g = (2 * N * N * N) / (ms * 1e6);
+  console.log(
+    `gemm 1024^3 backend gemm(): ${ms.toFixed(2)} ms, ${g.toFixed(1)} GFLOP/s` +
+      (raw ? `, ratio to BLAS peak ${(g / peak).toFixed(3)}` : ""),
+  );
+}
+{
+  const ms = time(() => gemmTs(false, false, N, N, N, 1, A, B, 0, C), quick ? 1 : 2, 1);
+  console.log(`gemm 1024^3 pure TS: ${ms.toFixed(0)} ms, ${gflops(N, N, N, ms)} GFLOP/s`);
+}
+
+// Nature-CNN GEMM shapes (im2col: [O, CKK] x [CKK, B*P]; fc: [B, 3136] x [512, 3136]^T).
+const shapes: [string, number, number, number, boolean][] = [];
+for (const b of [32, 1]) {
+  shapes.push([`conv1 B=${b}`, 32, b * 400, 256, false]);
+  shapes.push([`conv2 B=${b}`, 64, b * 81, 512, false]);
+  shapes.push([`conv3 B=${b}`, 64, b * 49, 576, false]);
+  shapes.push([`fc B=${b}`, b, 512, 3136, true]);
+}
+for (const [name, m, n, k, tb] of shapes) {
+  const a = rand(m * k, rng), bb = rand(k * n, rng), c = new Float32Array(m * n);
+  const reps = quick ? 10 : 50;
+  const msRaw = raw
+    ? time(
+      () =>
+        raw(
+          CBLAS_ROW_MAJOR,
+          CBLAS_NO_TRANS,
+          tb ? CBLAS_TRANS : CBLAS_NO_TRANS,
+          m,
+          n,
+          k,
+          1,
+          a,
+          k,
+          bb,
+          tb ? k : n,
+          0,
+          c,
+          n,
+        ),
+      reps,
+    )
+    : NaN;
+  const ms = time(() => gemm(false, tb, m, n, k, 1, a, bb, 0, c), reps);
+  const msTs = time(() => gemmTs(false, tb, m, n, k, 1, a, bb, 0, c), quick ? 2 : 5, 1);
+  console.log(
+    `gemm nature ${name} (${m}x${n}x${k}): backend ${gflops(m, n, k, ms)} GFLOP/s (${ms.toFixed(3)} ms)` +
+      (raw ? `, raw BLAS ${gflops(m, n, k, msRaw)}` : "") + `, pure TS ${gflops(m, n, k, msTs)} GFLOP/s`,
+  );
+}
+
+// ---- Networks ------------------------------------------------------------------------------------------------
+function natureCnn(actions: number): Sequential {
+  const g = Math.SQRT2;
+  return new Sequential([
+    new Conv2d(4, 32, 8, { stride: 4, rng, orthogonalGain: g }),
+    new ReLU(),
+    new Conv2d(32, 64, 4, { stride: 2, rng, orthogonalGain: g }),
+    new ReLU(),
+    new Conv2d(64, 64, 3, { stride: 1, rng, orthogonalGain: g }),
+    new ReLU(),
+    new Flatten(),
+    new Linear(3136, 512, { rng, orthogonalGain: g }),
+    new ReLU(),
+    new Linear(512, actions, { rng, orthogonalGain: 0.01 }),
+  ]);
+}
+
+function input(shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(rand(n, rng).map((v) => (v + 1) / 2), { shape });
+}
+
+{
+  const net = natureCnn(6);
+  const opt = new Adam(net.parameters(), { lr: 2.5e-4, eps: 1e-5 });
+  const x32 = input([32, 4, 84, 84]), x1 = input([1, 4, 84, 84]);
+  const target = input([32, 6]);
+  const train = () => {
+    opt.zeroGrad();
+    mean(square(sub(net.forward(x32), target))).backward();
+    opt.step();
+  };
+  const reps = quick ? 5 : 20;
+  console.log(`nature-cnn train step B=32 (fwd+bwd+Adam): ${time(train, reps).toFixed(2)} ms (goal <= 25)`);
+  console.log(
+    `nature-cnn inference B=1: ${time(() => noGrad(() => net.forward(x1)), reps * 10).toFixed(3)} ms (goal <= 0.5)`,
+  );
+  console.log(`nature-cnn inference B=32: ${time(() => noGrad(() => net.forward(x32)), reps).toFixed(2)} ms`);
+}
+
+{
+  const encoder = new Sequential([
+    new Conv2d(3, 32, 8, { stride: 4, rng }),
+    new ELU(),
+    new Conv2d(32, 64, 4, { stride: 2, rng }),
+    new ELU(),
+    new Conv2d(64, 128, 3, { stride: 2, rng }),
+    new ELU(),
+    new Flatten(),
+    new Linear(2304, 512, { rng }),
+    new ELU(),
+  ]);
+  const gru = new GRUCell(512, 512, { rng });
+  const head = new Linear(512, 6, { rng });
+  const params = [...encoder.parameters(), ...gru.parameters(), ...head.parameters()];
+  const opt = new Adam(params, { lr: 1e-4 });
+  const x32 = input([32, 3, 72, 128]), x1 = input([1, 3, 72, 128]);
+  const h32 = input([32, 512]), h1 = input([1, 512]);
+  const target = input([32, 6]);
+  const forward = (x: Tensor, h: Tensor) => head.forward(gru.forward(encoder.forward(x), h));
+  const train = () => {
+    opt.zeroGrad();
+    mean(square(sub(forward(x32, h32), target))).backward();
+    opt.step();
+  };
+  const reps = quick ? 5 : 20;
+  console.log(`doom encoder+GRU(512) train step B=32 (fwd+bwd+Adam): ${time(train, reps).toFixed(2)} ms`);
+  console.log(
+    `doom encoder+GRU(512) inference B=1: ${time(() => noGrad(() => forward(x1, h1)), reps * 10).toFixed(3)} ms`,
+  );
+  console.log(
+    `doom encoder+GRU(512) inference B=32: ${time(() => noGrad(() => forward(x32, h32)), reps).toFixed(2)} ms`,
+  );
+}
