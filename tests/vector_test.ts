@@ -323,6 +323,14 @@ Deno.test("setup failures reject and leave no Worker running", async () => {
     /failed importing envModules/,
   );
   await assert.rejects(WorkerVectorEnv.create("VectorTest-v0", { numEnvs: 2, numWorkers: 3 }), RangeError);
+  await assert.rejects(
+    WorkerVectorEnv.create("VectorTest-v0", { numEnvs: 2, envModules: ["./my_env.ts"] }),
+    /envModules entries must be absolute URLs, got "\.\/my_env\.ts"/,
+  );
+  await assert.rejects(
+    testWorkers(2, { numWorkers: 2 }, { obs: (() => 0) as never }),
+    /kwargs must be structured-cloneable/,
+  );
   assertAllWorkersTerminated();
 });
 

@@ -170,7 +170,7 @@ export class WorkerVectorEnv implements VectorEnv {
       );
     }
     if (!inMain && numWorkers === 0) throw new RangeError("WorkerVectorEnv: numWorkers must be at least 1");
-    const envModules = (options.envModules ?? [new URL("../mod.ts", import.meta.url)]).map((u) => String(u));
+    const envModules = (options.envModules ?? [new URL("../mod.ts", import.meta.url)]).map(absoluteUrl);
     const makeOptions: MakeOptions = { kwargs: options.kwargs, maxEpisodeSteps: options.maxEpisodeSteps };
     const blocks = splitBlocks(numEnvs, numWorkers + (inMain ? 1 : 0));
 
@@ -457,7 +457,23 @@ function waitUntilZero(ints: Int32Array, deadline: number): boolean {
 }
 
 function post(worker: Worker, message: ToWorker): void {
-  worker.postMessage(message);
+  try {
+    worker.postMessage(message);
+  } catch (e) {
+    // A DataCloneError: kwargs travel to the Workers by structured clone.
+    throw new TypeError(`WorkerVectorEnv: options.kwargs must be structured-cloneable (plain data): ${e}`, {
+      cause: e,
+    });
+  }
+}
+
+/** A Worker resolves relative specifiers against its own script, so only absolute URLs mean what the caller meant. */
+function absoluteUrl(url: string | URL): string {
+  if (URL.canParse(String(url))) return String(url);
+  throw new TypeError(
+    `WorkerVectorEnv: envModules entries must be absolute URLs, got "${url}" ` +
+      `(use import.meta.resolve("${url}") or new URL("${url}", import.meta.url))`,
+  );
 }
 
 /** Asks each Worker to close its envs, waits up to `timeoutMs`, then terminates all of them. */
