@@ -375,6 +375,21 @@ Deno.test("close() terminates Workers whose envs do not close within closeTimeou
   assertAllWorkersTerminated();
 });
 
+Deno.test("with wait: 'async' the event loop runs during a step, and close() during recv() rejects it", async () => {
+  const envs = await testWorkers(2, { numWorkers: 1, wait: "async" }, { stepDelayMs: 30 });
+  await envs.reset();
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  await envs.step([0, 0]);
+  clearInterval(timer);
+  assert.ok(ticks > 0, "a timer fired while the envs stepped");
+  envs.send([1, 1]);
+  const pending = envs.recv();
+  envs.close(); // waits for the step in flight, closes, terminates
+  await assert.rejects(pending, /close\(\) was called during step\(\)/);
+  assertAllWorkersTerminated();
+});
+
 Deno.test("SyncVectorEnv takes factories and checks that spaces match", () => {
   assert.throws(
     () => new SyncVectorEnv([() => new VectorTestEnv(), () => new VectorTestEnv({ actions: "multi" })]),

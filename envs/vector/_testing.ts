@@ -25,6 +25,8 @@ export interface VectorTestOptions {
   closeMarkerDir?: string;
   /** `close()` busy-waits this long first (a native env whose engine does not answer). */
   closeDelayMs?: number;
+  /** `step()` busy-waits this long first (a slow env). */
+  stepDelayMs?: number;
 }
 
 /**
@@ -75,6 +77,8 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
 
   step(action: unknown): StepResult<Float32Array | Uint8Array> {
     this.actionSpace.assertContains(action, "action");
+    const until = performance.now() + (this.#options.stepDelayMs ?? 0);
+    while (performance.now() < until) { /* work */ }
     this.#t++;
     if (this.#seed === this.#options.crashSeed && this.#t === (this.#options.crashStep ?? 3) && !this.#crashed) {
       this.#crashed = true;
