@@ -390,6 +390,36 @@ Deno.test("with wait: 'async' the event loop runs during a step, and close() dur
   assertAllWorkersTerminated();
 });
 
+Deno.test("a Worker that does not answer within timeoutMs is named and terminated; the others close their envs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const envs = await testWorkers(4, { numWorkers: 2, timeoutMs: 300, closeTimeoutMs: 300 }, {
+      stepDelayMs: 60_000,
+      slowSeed: 3,
+      closeMarkerDir: dir,
+    });
+    await envs.reset({ seed: 0 });
+    const consoleError = console.error, logged: string[] = [];
+    console.error = (...args: unknown[]) => logged.push(args.join(" "));
+    try {
+      await assert.rejects(
+        envs.step([0, 0, 0, 0]),
+        /Worker 1 \(envs 2-3\) did not finish step\(\) within 300 ms \(options.timeoutMs\); the vector env is closed/,
+      );
+    } finally {
+      console.error = consoleError;
+    }
+    assert.ok(envs.closed);
+    assert.match(logged.join("\n"), /Worker\(s\) 1 did not close their envs/);
+    const names = [];
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+    assert.deepEqual(names.sort(), ["closed-0", "closed-1"], "Worker 0 closed its envs");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertAllWorkersTerminated();
+});
+
 Deno.test("SyncVectorEnv takes factories and checks that spaces match", () => {
   assert.throws(
     () => new SyncVectorEnv([() => new VectorTestEnv(), () => new VectorTestEnv({ actions: "multi" })]),

@@ -16,8 +16,8 @@ import type { SpaceDescription, VectorShape } from "./_layout.ts";
 export const PENDING = 0;
 /** Int32 slots per worker (64 bytes, so workers' slots do not share a cache line). */
 export const SLOT = 16;
-/** Offsets inside a worker's slot. */
-export const SEQ = 0, CMD = 1, STATUS = 2, ERR_LEN = 3;
+/** Offsets inside a worker's slot: command sequence number, command, error flag, error length, last finished sequence number. */
+export const SEQ = 0, CMD = 1, STATUS = 2, ERR_LEN = 3, DONE = 4;
 /** Commands. */
 export const STEP = 1, RESET = 2, CLOSE = 3;
 /** Bytes of each worker's error area. */

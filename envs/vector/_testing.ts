@@ -27,6 +27,8 @@ export interface VectorTestOptions {
   closeDelayMs?: number;
   /** `step()` busy-waits this long first (a slow env). */
   stepDelayMs?: number;
+  /** Only the env reset with this seed is slow (default: all, when `stepDelayMs` is set). */
+  slowSeed?: number;
 }
 
 /**
@@ -77,7 +79,8 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
 
   step(action: unknown): StepResult<Float32Array | Uint8Array> {
     this.actionSpace.assertContains(action, "action");
-    const until = performance.now() + (this.#options.stepDelayMs ?? 0);
+    const slow = this.#options.slowSeed === undefined || this.#options.slowSeed === this.#seed;
+    const until = performance.now() + (slow ? this.#options.stepDelayMs ?? 0 : 0);
     while (performance.now() < until) { /* work */ }
     this.#t++;
     if (this.#seed === this.#options.crashSeed && this.#t === (this.#options.crashStep ?? 3) && !this.#crashed) {

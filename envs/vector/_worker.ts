@@ -14,6 +14,7 @@ import {
   CLOSE,
   CMD,
   type Control,
+  DONE,
   ERR_LEN,
   type FromWorker,
   type InitMessage,
@@ -115,6 +116,7 @@ function serve(message: BuffersMessage): void {
     } catch (error) {
       report(control, message.worker, block.current, phase, error);
     }
+    Atomics.store(ints, base + DONE, seq);
     // The atomic decrement publishes this worker's buffer writes to the main thread.
     if (Atomics.sub(ints, PENDING, 1) === 1) Atomics.notify(ints, PENDING);
     if (command === CLOSE) break;

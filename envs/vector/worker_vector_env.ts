@@ -25,6 +25,7 @@ import {
   CLOSE,
   CMD,
   type Control,
+  DONE,
   ERR_LEN,
   errorFromRecord,
   type FromWorker,
@@ -66,6 +67,12 @@ export interface WorkerVectorEnvOptions extends MakeOptions {
   spinMicros?: number;
   /** Milliseconds `close()` lets the Workers close their envs before terminating them (default 5000). */
   closeTimeoutMs?: number;
+  /**
+   * Milliseconds `reset()`/`recv()` wait for the Workers before giving up: the vector env is then closed and the call
+   * rejects naming the Workers (and envs) that did not answer, e.g. a native env stuck on a dead engine. Default
+   * 60000; `Infinity` waits forever.
+   */
+  timeoutMs?: number;
 }
 
 type State = "ready" | "sent" | "new" | "closed";
@@ -113,6 +120,9 @@ export class WorkerVectorEnv implements VectorEnv {
   readonly #wait: "block" | "async";
   readonly #spinMs: number;
   readonly #closeTimeoutMs: number;
+  readonly #timeoutMs: number;
+  /** Env index range of each Worker, for error messages. */
+  readonly #blocks: { start: number; count: number }[];
   #observationSpace?: Space<unknown>;
   #actionSpace?: Space<unknown>;
   #state: State = "new";
@@ -134,6 +144,8 @@ export class WorkerVectorEnv implements VectorEnv {
     this.#wait = setup.options.wait ?? "block";
     this.#spinMs = (setup.options.spinMicros ?? 0) / 1000;
     this.#closeTimeoutMs = setup.options.closeTimeoutMs ?? 5000;
+    this.#timeoutMs = setup.options.timeoutMs ?? 60_000;
+    this.#blocks = setup.blocks;
     const views = this.buffers;
     this.#infos = {
       finalObservation: views.finalObservation,
@@ -252,6 +264,7 @@ export class WorkerVectorEnv implements VectorEnv {
         observationSpace,
         actionSpace,
         options,
+        blocks,
       });
     } catch (error) {
       await abortSetup(workers, mailboxes, options.closeTimeoutMs ?? 5000);
@@ -317,24 +330,40 @@ export class WorkerVectorEnv implements VectorEnv {
    */
   close(): void {
     if (this.#state === "closed") return;
-    const deadline = performance.now() + this.#closeTimeoutMs;
-    const ints = this.#control.ints;
-    let finished = this.#state !== "sent" || waitUntilZero(ints, deadline);
+    const ints = this.#control.ints, workers = this.#workers;
+    const inFlight = this.#state === "sent";
     this.#state = "closed";
-    if (finished && this.#workers.length > 0) {
-      for (let w = 0; w < this.#workers.length; w++) Atomics.store(ints, slot(w) + STATUS, 0);
-      this.#command(CLOSE);
-      finished = waitUntilZero(ints, deadline);
+    // A step in flight must finish before its Workers can take the CLOSE command.
+    if (inFlight) waitFor(ints, () => Atomics.load(ints, PENDING) === 0, this.#closeTimeoutMs);
+    // Idle Workers (every one, unless some hang) close their envs; the env objects may own engine processes.
+    const closing: { w: number; seq: number }[] = [];
+    for (let w = 0; w < workers.length; w++) {
+      const base = slot(w), seq = Atomics.load(ints, base + SEQ);
+      if (Atomics.load(ints, base + DONE) !== seq) continue;
+      Atomics.store(ints, base + STATUS, 0);
+      closing.push({ w, seq: seq + 1 });
     }
-    for (const worker of this.#workers) worker.terminate();
+    Atomics.add(ints, PENDING, closing.length);
+    for (const { w } of closing) {
+      Atomics.store(ints, slot(w) + CMD, CLOSE);
+      Atomics.add(ints, slot(w) + SEQ, 1);
+      Atomics.notify(ints, slot(w) + SEQ, 1);
+    }
+    const done = (w: number, seq: number) => Atomics.load(ints, slot(w) + DONE) === seq;
+    waitFor(ints, () => closing.every(({ w, seq }) => done(w, seq)), this.#closeTimeoutMs);
+    for (const worker of workers) worker.terminate();
     // Releases a recv() awaiting Workers that never answered (wait: "async"); it then sees the closed state.
     Atomics.store(ints, PENDING, 0);
     Atomics.notify(ints, PENDING);
     const mainFailure = this.#mainBlock?.close();
-    if (!finished) {
-      console.error(`WorkerVectorEnv: Workers did not close their envs within ${this.#closeTimeoutMs} ms; terminated`);
+    const unclosed = workers.map((_, w) => w).filter((w) => !closing.some((c) => c.w === w && done(w, c.seq)));
+    if (unclosed.length > 0) {
+      console.error(
+        `WorkerVectorEnv: Worker(s) ${unclosed.join(", ")} did not close their envs within ${this.#closeTimeoutMs} ` +
+          `ms; terminated`,
+      );
     }
-    const error = this.#workerError();
+    const error = this.#workerError(closing.map((c) => c.w));
     if (error) throw error;
     if (mainFailure) throw envError(mainFailure.index, "close", mainFailure.error);
   }
@@ -380,17 +409,31 @@ export class WorkerVectorEnv implements VectorEnv {
       const until = performance.now() + this.#spinMs;
       while (Atomics.load(ints, PENDING) !== 0 && performance.now() < until) { /* spin */ }
     }
-    let pending: number;
-    if (this.#wait === "async") {
-      while ((pending = Atomics.load(ints, PENDING)) !== 0) {
-        const result = Atomics.waitAsync(ints, PENDING, pending);
-        if (result.async) await result.value;
+    let pending = Atomics.load(ints, PENDING);
+    if (pending !== 0) {
+      const deadline = performance.now() + this.#timeoutMs;
+      while (pending !== 0) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        if (this.#wait === "async") {
+          const result = Atomics.waitAsync(ints, PENDING, pending, left);
+          if (result.async) await result.value;
+          // close() may run while this call awaits.
+          if (this.#state === "closed") throw new Error(`WorkerVectorEnv: close() was called during ${phase}()`);
+        } else {
+          Atomics.wait(ints, PENDING, pending, left);
+        }
+        pending = Atomics.load(ints, PENDING);
       }
-    } else {
-      while ((pending = Atomics.load(ints, PENDING)) !== 0) Atomics.wait(ints, PENDING, pending);
     }
-    // With wait: "async", close() may run while this call awaits.
-    if (this.#state === "closed") throw new Error(`WorkerVectorEnv: close() was called during ${phase}()`);
+    if (pending !== 0) {
+      const error = this.#timeoutError(phase);
+      this.#state = "ready"; // close() then skips waiting for the step again and closes the idle Workers' envs
+      try {
+        this.close();
+      } catch { /* the timeout is the error to report */ }
+      throw error;
+    }
     this.#state = "ready";
     const error = this.#workerError() ?? this.#mainError;
     if (error) {
@@ -402,10 +445,27 @@ export class WorkerVectorEnv implements VectorEnv {
     }
   }
 
-  /** The first error a Worker recorded (clearing it), as an Error naming the env, or undefined. */
-  #workerError(): Error | undefined {
+  /** Names the Workers that have not finished the command in flight. */
+  #timeoutError(phase: "reset" | "step"): Error {
+    const ints = this.#control.ints;
+    const late = [];
+    for (let w = 0; w < this.#workers.length; w++) {
+      if (Atomics.load(ints, slot(w) + DONE) !== Atomics.load(ints, slot(w) + SEQ)) {
+        const { start, count } = this.#blocks[w];
+        late.push(`Worker ${w} (envs ${start}-${start + count - 1})`);
+      }
+    }
+    return new Error(
+      `WorkerVectorEnv: ${late.join(", ")} did not finish ${phase}() within ${this.#timeoutMs} ms ` +
+        `(options.timeoutMs); the vector env is closed`,
+    );
+  }
+
+  /** The first error a Worker (of `which`) recorded (clearing it), as an Error naming the env, or undefined. */
+  #workerError(which?: number[]): Error | undefined {
     const ints = this.#control.ints;
     for (let w = 0; w < this.#workers.length; w++) {
+      if (which && !which.includes(w)) continue;
       const base = slot(w);
       if (Atomics.load(ints, base + STATUS) === 0) continue;
       const record = readErrorRecord(this.#control.errors[w], Atomics.load(ints, base + ERR_LEN));
@@ -431,6 +491,7 @@ interface Setup {
   observationSpace: Space<unknown>;
   actionSpace: Space<unknown>;
   options: WorkerVectorEnvOptions;
+  blocks: { start: number; count: number }[];
 }
 
 /** Splits `n` envs into `parts` contiguous blocks whose sizes differ by at most one. */
@@ -445,13 +506,16 @@ function splitBlocks(n: number, parts: number): { start: number; count: number }
   return blocks;
 }
 
-/** Blocks until the pending counter is zero or `deadline` (performance.now() ms) passes; true when it reached zero. */
-function waitUntilZero(ints: Int32Array, deadline: number): boolean {
-  let pending: number;
-  while ((pending = Atomics.load(ints, PENDING)) !== 0) {
+/**
+ * Blocks (in `Atomics.wait` on the pending counter, waking at least every millisecond) until `condition()` holds or
+ * `timeoutMs` pass; returns whether it holds. Only for setup/teardown paths.
+ */
+function waitFor(ints: Int32Array, condition: () => boolean, timeoutMs: number): boolean {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    Atomics.wait(ints, PENDING, pending, left);
+    Atomics.wait(ints, PENDING, Atomics.load(ints, PENDING), Math.min(left, 1));
   }
   return true;
 }
