@@ -13,3 +13,4 @@ export * from "./normalize_observation.ts";
 export * from "./normalize_reward.ts";
 export * from "./frame_stack.ts";
 export * from "./transform_observation.ts";
+export * from "./record_video.ts";
