@@ -13,6 +13,7 @@
 
 import { type Module, Module as ModuleBase, type Optimizer } from "../models/mod.ts";
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from "../models/mod.ts";
+import { Box, Discrete, makeVectorEnv, type VectorEnv } from "../envs/mod.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run names and directories
@@ -396,4 +397,68 @@ export async function startRun(
 /** Whether a checkpoint boundary was crossed going from `before` to `after` env steps. */
 export function crossedBoundary(before: number, after: number, every: number): boolean {
   return every > 0 && Math.floor(before / every) !== Math.floor(after / every);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Envs
+
+/** Shapes a learner needs from a vector env with a Box observation space and a Discrete action space. */
+export interface EnvShapes {
+  /** Shape of one observation. */
+  obsShape: number[];
+  /** Whether observations are uint8 (frames). */
+  uint8Obs: boolean;
+  /** Number of discrete actions. */
+  numActions: number;
+}
+
+/** Read observation and action shapes, refusing spaces the learners do not handle with a message saying which. */
+export function envShapes(envs: VectorEnv, algo: string): EnvShapes {
+  const obs = envs.singleObservationSpace, act = envs.singleActionSpace;
+  if (!(act instanceof Discrete)) {
+    throw new TypeError(`${algo}: needs a Discrete action space, got ${act}`);
+  }
+  if (!(obs instanceof Box)) throw new TypeError(`${algo}: needs a Box observation space, got ${obs}`);
+  return { obsShape: [...obs.shape], uint8Obs: obs.dtype === "uint8", numActions: act.n };
+}
+
+/** Options for building a learner's vector env. */
+export interface EnvOptions {
+  /** Registered env id. */
+  envId: string;
+  /** Number of envs. */
+  numEnvs: number;
+  /** `"sync"`: envs in this thread; `"worker"`: Deno Workers. */
+  vectorBackend: "sync" | "worker";
+  /** A ready vector env to train on instead (e.g. Atari with its wrappers); the learner does not close it. */
+  envs?: VectorEnv;
+}
+
+/** The vector env to train on and whether the learner owns (must close) it. */
+export async function openEnvs(options: EnvOptions): Promise<{ envs: VectorEnv; owned: boolean }> {
+  if (options.envs) return { envs: options.envs, owned: false };
+  return { envs: await makeVectorEnv(options.envId, options.numEnvs, { backend: options.vectorBackend }), owned: true };
+}
+
+/** Lets a loop yield to the event loop (Ctrl-C, timers) at most every `intervalMs` of wall time. */
+export function eventLoopTicker(intervalMs = 100): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    const now = performance.now();
+    if (now - last < intervalMs) return;
+    last = now;
+    await yieldToEventLoop();
+  };
+}
+
+/** Prints a progress line through `log` at most every `intervalMs` (and always when `force`). */
+export function progressPrinter(log: ((line: string) => void) | undefined, intervalMs = 1000) {
+  let last = -Infinity;
+  return (line: () => string, force = false): void => {
+    if (!log) return;
+    const now = performance.now();
+    if (!force && now - last < intervalMs) return;
+    last = now;
+    log(line());
+  };
 }
