@@ -1,0 +1,759 @@
+/**
+ * Asynchronous PPO in Sample Factory's architecture: rollout workers (Deno Workers) step envs into a shared buffer,
+ * batched inference and the learner run on the main thread, complete trajectories flow through a shared ring.
+ * `trainAppo` wires the roles; with `serial: true` the very same role code runs in one thread, deterministically.
+ *
+ * @module
+ */
+
+import type { Env } from "../../envs/core.ts";
+import { make } from "../../envs/registry.ts";
+import { Box, Discrete } from "../../envs/spaces.ts";
+import {
+  Adam,
+  decodeSafetensors,
+  encodeSafetensors,
+  noGrad,
+  type SafeTensor,
+  safeTensor,
+  setBlasThreads,
+  Tensor,
+  writeFileAtomic,
+} from "../../models/mod.ts";
+import { MetricsLogger } from "../logger.ts";
+import { Inference } from "./inference.ts";
+import { Learner, type LearnerStats } from "./learner.ts";
+import { ActorCritic } from "./model.ts";
+import {
+  allocateRolloutBuffers,
+  GROUP_STOP,
+  GROUP_WORKER,
+  groupIndex,
+  readWorkerError,
+  READY_COUNTER,
+  type RolloutBuffers,
+  type RolloutInitMessage,
+  type RolloutLayout,
+  RolloutWorker,
+  WORKER_CLOSED,
+  WORKER_CRASHED,
+  WORKER_STARTING,
+  workerIndex,
+} from "./rollout_worker.ts";
+import { allocateTrajectoryBuffer, TrajectoryRing } from "./trajectory_buffer.ts";
+
+/** Options of `trainAppo`; every field but `envId` has a default in `APPO_DEFAULTS`. */
+export interface AppoOptions {
+  /** Registered env id (Discrete actions, Box observations). */
+  envId: string;
+  /** Keyword arguments for `make`. */
+  envKwargs?: Record<string, unknown>;
+  /** Episode step limit override for `make`. */
+  maxEpisodeSteps?: number;
+  /** Modules imported (here and in every worker) before `make`, so their env ids are registered. */
+  envModules: (string | URL)[];
+  /** Frames each env step counts for (the env's frameskip), for `totalFrames` and `charts/SPS`. */
+  frameskip: number;
+  /** Training budget in frames (env steps × frameskip). */
+  totalFrames: number;
+  /** Rollout worker count (Deno Workers; the serial runner makes the same number of in-thread roles). */
+  numWorkers: number;
+  /** Envs per rollout worker. */
+  numEnvsPerWorker: number;
+  /** Env groups per worker for double buffering (2: one group steps while the other waits for actions). */
+  workerNumSplits: number;
+  /** Rollout length T: steps per trajectory. */
+  rollout: number;
+  /** Samples per optimizer step (a multiple of `rollout`). */
+  batchSize: number;
+  /** Optimizer steps per batch. */
+  numEpochs: number;
+  /** Trajectories per gradient-accumulation chunk (inference is served between chunks); 0 = whole batch. */
+  learnerChunk: number;
+  /** Trajectory slots in the ring; 0 = `2 * batch trajectories + envs`. */
+  numTrajectorySlots: number;
+  /** Adam learning rate. */
+  learningRate: number;
+  /** Adam epsilon. */
+  adamEps: number;
+  /** Adam betas. */
+  adamBetas: [number, number];
+  /** Discount. */
+  gamma: number;
+  /** GAE λ. */
+  gaeLambda: number;
+  /** PPO ratio clip c: ratio kept in `[1/(1+c), 1+c]`. */
+  clipRatio: number;
+  /** Value clip around the behaviour value. */
+  clipValue: number;
+  /** Value loss weight. */
+  valueLossCoeff: number;
+  /** Exploration loss weight. */
+  explorationLossCoeff: number;
+  /** Exploration loss: entropy bonus or symmetric KL to the uniform policy. */
+  explorationLoss: "entropy" | "symmetric_kl";
+  /** Global gradient norm clip. */
+  maxGradNorm: number;
+  /** V-trace targets/advantages instead of GAE. */
+  withVtrace: boolean;
+  /** V-trace ρ̄. */
+  vtraceRho: number;
+  /** V-trace c̄. */
+  vtraceC: number;
+  /** Samples more than this many policy versions old are left out of the loss. */
+  maxPolicyLag: number;
+  /** Bootstrap time-limit truncations with `gamma * value` instead of treating them as terminal. */
+  valueBootstrap: boolean;
+  /** Normalize advantages. */
+  normalizeAdvantage: boolean;
+  /** Running mean/std normalization of vector observations (images are always scaled by 1/255). */
+  normalizeInput: boolean;
+  /** Value head on normalized returns. */
+  normalizeReturns: boolean;
+  /** Encoder; default by observation rank ("doom" for images). */
+  encoder?: "mlp" | "doom";
+  /** MLP encoder hidden sizes. */
+  mlpLayers: number[];
+  /** Encoder activation. */
+  nonlinearity: "elu" | "relu" | "tanh";
+  /** GRU core size, 0 for none. */
+  rnnSize: number;
+  /** Seed of init, env episodes and action sampling. */
+  seed: number;
+  /** Run every role in this thread (deterministic; for debugging and tests). */
+  serial: boolean;
+  /** Run directory (metrics, checkpoints); default `runs/<env>__appo__<seed>__<unix time>`. */
+  runDir?: string;
+  /** Seconds between metric log lines. */
+  logIntervalS: number;
+  /** Also print metrics to stderr. */
+  print: boolean;
+  /** Write TensorBoard event files. */
+  tensorboard: boolean;
+  /** Seconds between periodic checkpoints (0: only the final one). */
+  checkpointIntervalS: number;
+  /** Checkpoint to resume from (a path, or true for `<runDir>/checkpoint.safetensors`). */
+  resume?: string | boolean;
+  /** Stop early once the mean return of the last 20 episodes reaches this. */
+  stopAtReturn?: number;
+  /** OpenBLAS threads for the main thread (undefined: leave as is). */
+  blasThreads?: number;
+  /** Stop cleanly (final checkpoint) on SIGINT. */
+  handleSignals: boolean;
+  /** Milliseconds to let workers close their envs before terminating them. */
+  closeTimeoutMs: number;
+}
+
+/** Sample Factory's defaults with its Doom overrides (clip value 0.2, symmetric-KL exploration 0.001). */
+export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
+  envModules: [],
+  frameskip: 1,
+  totalFrames: 1_000_000,
+  numWorkers: 2,
+  numEnvsPerWorker: 4,
+  workerNumSplits: 2,
+  rollout: 32,
+  batchSize: 1024,
+  numEpochs: 1,
+  learnerChunk: 8,
+  numTrajectorySlots: 0,
+  learningRate: 1e-4,
+  adamEps: 1e-6,
+  adamBetas: [0.9, 0.999],
+  gamma: 0.99,
+  gaeLambda: 0.95,
+  clipRatio: 0.1,
+  clipValue: 0.2,
+  valueLossCoeff: 0.5,
+  explorationLossCoeff: 0.001,
+  explorationLoss: "symmetric_kl",
+  maxGradNorm: 4,
+  withVtrace: false,
+  vtraceRho: 1,
+  vtraceC: 1,
+  maxPolicyLag: 1000,
+  valueBootstrap: false,
+  normalizeAdvantage: true,
+  normalizeInput: true,
+  normalizeReturns: true,
+  mlpLayers: [512, 512],
+  nonlinearity: "elu",
+  rnnSize: 512,
+  seed: 0,
+  serial: false,
+  logIntervalS: 5,
+  print: false,
+  tensorboard: true,
+  checkpointIntervalS: 600,
+  handleSignals: true,
+  closeTimeoutMs: 5000,
+};
+
+/** What `trainAppo` returns. */
+export interface AppoResult {
+  /** The trained policy. */
+  model: ActorCritic;
+  /** Frames trained on (env steps × frameskip). */
+  frames: number;
+  /** Optimizer steps (policy version). */
+  version: number;
+  /** Every finished episode's return, in order. */
+  episodeReturns: number[];
+  /** Run directory. */
+  runDir: string;
+  /** Path of the final checkpoint. */
+  checkpoint: string;
+  /** Why training stopped. */
+  stoppedBy: "frames" | "return" | "signal";
+  /** Rollout worker restarts after crashes. */
+  workerRestarts: number;
+  /** Mean frames per second over the run. */
+  fps: number;
+}
+
+/** Everything the roles share; built once per run. */
+interface Run {
+  o: AppoOptions;
+  model: ActorCritic;
+  optimizer: Adam;
+  rollout: RolloutBuffers;
+  ring: TrajectoryRing;
+  inference: Inference;
+  learner: Learner;
+  logger: MetricsLogger;
+  runDir: string;
+  frames: number;
+  episodeReturns: number[];
+  lastStats: LearnerStats | undefined;
+  restarts: number;
+  /** The in-thread rollout roles of the serial runner. */
+  serialWorkers?: RolloutWorker[];
+}
+
+/**
+ * Trains a policy with APPO. Rollout workers are Deno Workers (`numWorkers` of them); inference and the learner share
+ * the main thread. A worker whose env throws is restarted (logged as `perf/worker_restarts`); its partial
+ * trajectories are dropped. Writes `metrics.jsonl` (+ TensorBoard), periodic and final checkpoints in `runDir`.
+ *
+ * @example
+ * ```ts
+ * import { trainAppo } from "./appo.ts";
+ * // Type-checked only: a real run takes a while.
+ * async function cartpole() {
+ *   const { model, episodeReturns } = await trainAppo({
+ *     envId: "CartPole-v1",
+ *     envModules: [new URL("../../envs/classic/mod.ts", import.meta.url)],
+ *     totalFrames: 200_000, rnnSize: 0, mlpLayers: [64, 64], batchSize: 512, learningRate: 1e-3,
+ *   });
+ *   return { model, episodeReturns };
+ * }
+ * ```
+ */
+export async function trainAppo(options: Partial<AppoOptions> & { envId: string }): Promise<AppoResult> {
+  const o: AppoOptions = { ...APPO_DEFAULTS, ...options };
+  if (o.batchSize % o.rollout !== 0) {
+    throw new RangeError(`trainAppo: batchSize ${o.batchSize} is not a multiple of rollout ${o.rollout}`);
+  }
+  const envModules = o.envModules.map(String);
+  for (const url of envModules) await import(url);
+  // Spaces from a probe env built here (the workers build their own).
+  const probe = make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps });
+  const obsSpace = probe.observationSpace, actSpace = probe.actionSpace;
+  probe.close();
+  if (!(obsSpace instanceof Box)) throw new TypeError(`trainAppo: observation space ${obsSpace} must be a Box`);
+  if (!(actSpace instanceof Discrete) || actSpace.start !== 0) {
+    throw new TypeError(`trainAppo: action space ${actSpace} must be Discrete(n) starting at 0`);
+  }
+  if (o.blasThreads !== undefined) setBlasThreads(o.blasThreads);
+
+  const numEnvs = o.numWorkers * o.numEnvsPerWorker;
+  const batchTrajectories = o.batchSize / o.rollout;
+  const numSplits = Math.min(o.workerNumSplits, o.numEnvsPerWorker);
+  const numSlots = Math.max(o.numTrajectorySlots || 2 * batchTrajectories + numEnvs, batchTrajectories + numEnvs);
+  const runDir = o.runDir ?? `runs/${o.envId}__appo__${o.seed}__${Math.floor(Date.now() / 1000)}`;
+  const model = new ActorCritic({
+    obsShape: obsSpace.shape,
+    obsDtype: obsSpace.dtype,
+    numActions: actSpace.n,
+    encoder: o.encoder,
+    mlpLayers: o.mlpLayers,
+    nonlinearity: o.nonlinearity,
+    rnnSize: o.rnnSize,
+    normalizeInput: o.normalizeInput,
+    normalizeReturns: o.normalizeReturns,
+    seed: o.seed,
+  });
+  const optimizer = new Adam(model.parameters(), { lr: o.learningRate, eps: o.adamEps, betas: o.adamBetas });
+  const layout: RolloutLayout = {
+    numWorkers: o.numWorkers,
+    envsPerWorker: o.numEnvsPerWorker,
+    numSplits,
+    obsSize: obsSpace.size,
+    obsDtype: obsSpace.dtype,
+    actSize: 1,
+  };
+  const rollout = allocateRolloutBuffers(layout, !o.serial);
+  const ring = new TrajectoryRing(allocateTrajectoryBuffer({
+    numSlots,
+    rollout: o.rollout,
+    obsSize: obsSpace.size,
+    obsDtype: obsSpace.dtype,
+    actSize: 1,
+    hiddenSize: model.hiddenSize,
+  }, !o.serial));
+  const inference = new Inference({ model, rollout, ring, seed: o.seed });
+  const learner = new Learner(model, optimizer, ring, {
+    ...o,
+    batchTrajectories,
+    chunkTrajectories: o.learnerChunk > 0 ? Math.min(o.learnerChunk, batchTrajectories) : batchTrajectories,
+  });
+  const logger = new MetricsLogger(runDir, { tensorboard: o.tensorboard, print: o.print });
+  const run: Run = {
+    o,
+    model,
+    optimizer,
+    rollout,
+    ring,
+    inference,
+    learner,
+    logger,
+    runDir,
+    frames: 0,
+    episodeReturns: [],
+    lastStats: undefined,
+    restarts: 0,
+  };
+  const resumePath = o.resume === true ? `${runDir}/checkpoint.safetensors` : o.resume || undefined;
+  let serialState: SerialState | undefined;
+  if (resumePath) serialState = await loadAppoCheckpoint(resumePath, run);
+  Deno.writeTextFileSync(`${runDir}/config.json`, JSON.stringify({ ...o, envModules }, null, 2));
+
+  let stopSignal = false;
+  const onSignal = () => {
+    stopSignal = true;
+  };
+  if (o.handleSignals) Deno.addSignalListener("SIGINT", onSignal);
+  const started = performance.now(), startFrames = run.frames;
+  let stoppedBy: AppoResult["stoppedBy"] = "frames";
+  try {
+    const shouldStop = (): boolean => {
+      if (stopSignal) stoppedBy = "signal";
+      else if (o.stopAtReturn !== undefined && recentMean(run.episodeReturns, 20) >= o.stopAtReturn) {
+        stoppedBy = "return";
+      } else return run.frames >= o.totalFrames;
+      return true;
+    };
+    if (o.serial) await runSerial(run, shouldStop, serialState);
+    else await runAsync(run, shouldStop, envModules);
+  } finally {
+    if (o.handleSignals) Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const fps = (run.frames - startFrames) / Math.max(seconds, 1e-9);
+  const checkpoint = `${runDir}/checkpoint.safetensors`;
+  await saveAppoCheckpoint(checkpoint, run);
+  logger.log(run.frames, { "charts/SPS_mean": fps, "perf/worker_restarts": run.restarts });
+  logger.close();
+  return {
+    model,
+    frames: run.frames,
+    version: learner.version,
+    episodeReturns: run.episodeReturns,
+    runDir,
+    checkpoint,
+    stoppedBy,
+    workerRestarts: run.restarts,
+    fps,
+  };
+}
+
+function recentMean(xs: number[], n: number): number {
+  if (xs.length < n) return -Infinity;
+  let s = 0;
+  for (let i = xs.length - n; i < xs.length; i++) s += xs[i];
+  return s / n;
+}
+
+/** Periodic logging and checkpointing shared by both runners. */
+function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): void; tick(): Promise<void> } {
+  let lastLog = performance.now(), lastFrames = run.frames, lastCheckpoint = performance.now();
+  let pending: number[] = [];
+  return {
+    learned(stats) {
+      if (stats) run.lastStats = stats;
+    },
+    async tick() {
+      const inf = run.inference;
+      for (const e of inf.episodes) {
+        run.episodeReturns.push(e.return);
+        pending.push(e.return, e.length);
+      }
+      inf.episodes.length = 0;
+      const now = performance.now();
+      if (now - lastLog >= run.o.logIntervalS * 1000) {
+        const metrics: Record<string, number> = {
+          "charts/SPS": (run.frames - lastFrames) / ((now - lastLog) / 1000),
+          "charts/policy_version": run.learner.version,
+          "perf/worker_restarts": run.restarts,
+          ...run.lastStats,
+        };
+        if (pending.length) {
+          let r = 0, l = 0;
+          for (let i = 0; i < pending.length; i += 2) {
+            r += pending[i];
+            l += pending[i + 1];
+          }
+          metrics["charts/episodic_return"] = r / (pending.length / 2);
+          metrics["charts/episodic_length"] = l / (pending.length / 2);
+          pending = [];
+        }
+        run.logger.log(run.frames, metrics);
+        lastLog = now;
+        lastFrames = run.frames;
+      }
+      if (run.o.checkpointIntervalS > 0 && now - lastCheckpoint >= run.o.checkpointIntervalS * 1000) {
+        await saveAppoCheckpoint(`${run.runDir}/checkpoint.safetensors`, run);
+        lastCheckpoint = performance.now();
+      }
+    },
+  };
+}
+
+/** One thread: step every group that has actions, run inference on every ready group, train every full batch. */
+async function runSerial(run: Run, shouldStop: () => boolean, state: SerialState | undefined): Promise<void> {
+  const { o, rollout, inference, learner } = run;
+  const workers: RolloutWorker[] = [];
+  for (let w = 0; w < o.numWorkers; w++) {
+    const envs: Env<unknown, unknown>[] = [];
+    for (let j = 0; j < o.numEnvsPerWorker; j++) {
+      envs.push(make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps }));
+    }
+    workers.push(new RolloutWorker({ envs, worker: w, buffers: rollout, seed: o.seed, recordHistory: true }));
+  }
+  run.serialWorkers = workers;
+  try {
+    if (state) {
+      for (const [w, worker] of workers.entries()) {
+        worker.episodes.set(state.episodes[w]);
+        for (let j = 0; j < worker.envs.length; j++) worker.history[j] = state.history[w][j];
+        worker.replay();
+      }
+    } else for (const worker of workers) worker.start();
+    const reporter = makeReporter(run);
+    const G = rollout.layout.numSplits;
+    let lastYield = performance.now();
+    while (!shouldStop()) {
+      for (let k = 0; k < o.numWorkers * G; k++) {
+        if (Atomics.load(rollout.ints, groupIndex(k)) === 2) workers[Math.floor(k / G)].stepGroup(k % G);
+      }
+      const before = inference.envSteps;
+      inference.run(inference.readyGroups());
+      run.frames += (inference.envSteps - before) * o.frameskip;
+      while (learner.hasWork()) {
+        reporter.learned(learner.trainBatch());
+        inference.version = learner.version;
+      }
+      await reporter.tick();
+      if (performance.now() - lastYield > 100) {
+        await new Promise((r) => setTimeout(r, 0)); // lets SIGINT and timers through
+        lastYield = performance.now();
+      }
+    }
+    await reporter.tick();
+  } finally {
+    for (const w of workers) w.close();
+  }
+}
+
+/** Rollout Workers plus inference and learner interleaved on this thread. */
+async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[]): Promise<void> {
+  const { o, rollout, inference, learner } = run;
+  const ints = rollout.ints, G = rollout.layout.numSplits;
+  const workers: (Worker | undefined)[] = new Array(o.numWorkers);
+  const failed = new Uint8Array(o.numWorkers);
+  const spawn = (w: number) => {
+    Atomics.store(ints, workerIndex(rollout.layout, w), WORKER_STARTING);
+    for (let g = 0; g < G; g++) Atomics.store(ints, groupIndex(w * G + g), GROUP_WORKER);
+    const worker = new Worker(new URL("./_rollout_entry.ts", import.meta.url), { type: "module" });
+    worker.onerror = (event) => {
+      event.preventDefault();
+      failed[w] = 1;
+      Atomics.add(ints, READY_COUNTER, 1);
+      Atomics.notify(ints, READY_COUNTER);
+    };
+    const message: RolloutInitMessage = {
+      envId: o.envId,
+      kwargs: o.envKwargs,
+      maxEpisodeSteps: o.maxEpisodeSteps,
+      envModules,
+      worker: w,
+      layout: rollout.layout,
+      buffer: rollout.buffer as SharedArrayBuffer,
+      // A restarted worker must not replay the episodes its predecessor already played.
+      seed: (o.seed + 0x9e3779b9 * run.restarts) >>> 0,
+    };
+    worker.postMessage(message);
+    workers[w] = worker;
+  };
+  for (let w = 0; w < o.numWorkers; w++) spawn(w);
+  const reporter = makeReporter(run);
+  let lastYield = performance.now();
+  try {
+    while (!shouldStop()) {
+      const seen = Atomics.load(ints, READY_COUNTER);
+      for (let w = 0; w < o.numWorkers; w++) {
+        if (failed[w] || Atomics.load(ints, workerIndex(rollout.layout, w)) === WORKER_CRASHED) {
+          const error = failed[w]
+            ? { name: "Error", message: "uncaught error in the worker (see stderr)" }
+            : readWorkerError(rollout, w);
+          console.error(`trainAppo: rollout worker ${w} crashed (${error.name}: ${error.message}); restarting it`);
+          workers[w]?.terminate();
+          failed[w] = 0;
+          run.restarts++;
+          run.logger.log(run.frames, { "perf/worker_restarts": run.restarts });
+          inference.dropEnvs(w * o.numEnvsPerWorker, o.numEnvsPerWorker);
+          spawn(w);
+        }
+      }
+      const before = inference.envSteps;
+      const served = inference.run(inference.readyGroups());
+      run.frames += (inference.envSteps - before) * o.frameskip;
+      let trained = false;
+      if (learner.hasWork()) {
+        const stats = learner.trainChunk();
+        trained = true;
+        if (stats) {
+          reporter.learned(stats);
+          inference.version = learner.version;
+        }
+      }
+      if (served === 0 && !trained) Atomics.wait(ints, READY_COUNTER, seen, 20);
+      if (performance.now() - lastYield > 50) {
+        await reporter.tick();
+        await new Promise((r) => setTimeout(r, 0)); // lets SIGINT, timers and worker errors through
+        lastYield = performance.now();
+      }
+    }
+    await reporter.tick();
+  } finally {
+    for (let k = 0; k < o.numWorkers * G; k++) {
+      Atomics.store(ints, groupIndex(k), GROUP_STOP);
+      Atomics.notify(ints, groupIndex(k));
+    }
+    const deadline = performance.now() + o.closeTimeoutMs;
+    for (let w = 0; w < o.numWorkers; w++) {
+      const at = workerIndex(rollout.layout, w);
+      while (performance.now() < deadline) {
+        const s = Atomics.load(ints, at);
+        if (s === WORKER_CLOSED || s === WORKER_CRASHED || failed[w]) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      workers[w]?.terminate();
+    }
+  }
+}
+
+/** What the serial runner needs beyond the model to continue bit-identically. */
+interface SerialState {
+  episodes: Int32Array[];
+  history: number[][][];
+}
+
+function f64Bytes(x: Float64Array): SafeTensor {
+  return safeTensor(new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength)), [x.byteLength]);
+}
+
+function bytesOf(view: ArrayBufferView): SafeTensor {
+  return safeTensor(new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength)), [
+    view.byteLength,
+  ]);
+}
+
+/**
+ * Writes model, optimizer, normalizers and counters (as `models/checkpoint.ts` names them, so `loadCheckpoint` reads
+ * the model back). The serial runner also stores its whole state — rollout and trajectory buffers, per-env
+ * inference state, each env's episode seed and actions — so that a resumed run continues bit-identically.
+ */
+async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
+  const tensors: Record<string, SafeTensor> = {};
+  for (const [name, p] of run.model.namedParameters()) tensors[`model.${name}`] = safeTensor(p.data, [...p.shape]);
+  const state = run.optimizer.stateDict();
+  for (const [key, v] of Object.entries(state.buffers)) {
+    tensors[`optim.${key}`] = safeTensor(v, [...run.optimizer.params[Number(key.split(".")[0])].shape]);
+  }
+  const { model, inference, learner } = run;
+  if (model.obsRms) {
+    tensors["appo.obs_rms.mean"] = f64Bytes(model.obsRms.mean);
+    tensors["appo.obs_rms.var"] = f64Bytes(model.obsRms.var);
+  }
+  if (model.retRms) {
+    tensors["appo.ret_rms.mean"] = f64Bytes(model.retRms.mean);
+    tensors["appo.ret_rms.var"] = f64Bytes(model.retRms.var);
+  }
+  const metadata: Record<string, string> = {
+    format: "arcadia-checkpoint-v1",
+    algo: "appo",
+    env_id: run.o.envId,
+    optim_step: String(state.step),
+    optim_lr: String(run.optimizer.lr),
+    global_step: String(run.frames),
+    frames: String(run.frames),
+    policy_version: String(learner.version),
+    learner_samples: String(learner.samples),
+    inference_batches: String(inference.batches),
+    inference_env_steps: String(inference.envSteps),
+    obs_rms_count: String(model.obsRms?.count ?? 0),
+    ret_rms_count: String(model.retRms?.count ?? 0),
+    worker_restarts: String(run.restarts),
+    episode_returns: JSON.stringify(run.episodeReturns.slice(-100)),
+    serial: String(run.o.serial),
+  };
+  const workers = run.serialWorkers;
+  if (run.o.serial && workers) {
+    if (learner.busy) throw new Error("saveAppoCheckpoint: the serial runner saves between batches only");
+    tensors["serial.rollout"] = bytesOf(new Uint8Array(run.rollout.buffer));
+    tensors["serial.trajectories"] = bytesOf(new Uint8Array(run.ring.buf.buffer));
+    tensors["serial.slot"] = safeTensor(inference.slot.slice(), [inference.slot.length]);
+    tensors["serial.step"] = safeTensor(inference.step.slice(), [inference.step.length]);
+    tensors["serial.fresh"] = safeTensor(inference.fresh.slice(), [inference.fresh.length]);
+    if (inference.h.length) tensors["serial.h"] = safeTensor(inference.h.slice(), [inference.h.length]);
+    metadata.serial_ring = JSON.stringify(run.ring.snapshot());
+    metadata.serial_episodes = JSON.stringify(workers.map((w) => Array.from(w.episodes)));
+    metadata.serial_history = JSON.stringify(workers.map((w) => w.history));
+    metadata.inference_version = String(inference.version);
+  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Loads what `saveAppoCheckpoint` wrote into `run`; returns the serial runner's extra state, if any. */
+async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState | undefined> {
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path));
+  const problems: string[] = [];
+  for (const [name, p] of run.model.namedParameters()) {
+    const t = tensors[`model.${name}`];
+    if (!t || t.shape.join(",") !== p.shape.join(",")) problems.push(`model.${name} [${p.shape}]`);
+  }
+  if (problems.length) throw new Error(`resume: checkpoint ${path} does not fit this model: ${problems.join(", ")}`);
+  for (const [name, p] of run.model.namedParameters()) p.data.set(tensors[`model.${name}`].data as Float32Array);
+  const buffers: Record<string, Float32Array> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name.startsWith("optim.")) buffers[name.slice(6)] = (t.data as Float32Array).slice();
+  }
+  run.optimizer.loadStateDict({ step: Number(metadata.optim_step), buffers });
+  run.optimizer.lr = Number(metadata.optim_lr);
+  const f64 = (name: string, into: Float64Array) => {
+    const t = tensors[name];
+    if (t) into.set(new Float64Array((t.data as Uint8Array).slice().buffer));
+  };
+  const { model, inference, learner } = run;
+  if (model.obsRms) {
+    f64("appo.obs_rms.mean", model.obsRms.mean);
+    f64("appo.obs_rms.var", model.obsRms.var);
+    model.obsRms.count = Number(metadata.obs_rms_count);
+  }
+  if (model.retRms) {
+    f64("appo.ret_rms.mean", model.retRms.mean);
+    f64("appo.ret_rms.var", model.retRms.var);
+    model.retRms.count = Number(metadata.ret_rms_count);
+  }
+  run.frames = Number(metadata.frames);
+  learner.version = Number(metadata.policy_version);
+  learner.samples = Number(metadata.learner_samples);
+  inference.version = learner.version;
+  inference.batches = Number(metadata.inference_batches);
+  inference.envSteps = Number(metadata.inference_env_steps);
+  run.restarts = Number(metadata.worker_restarts);
+  run.episodeReturns = JSON.parse(metadata.episode_returns ?? "[]");
+  if (!run.o.serial || metadata.serial !== "true") return undefined;
+  const copy = (name: string, into: ArrayBufferView) => {
+    const t = tensors[name];
+    if (!t) throw new Error(`resume: serial checkpoint ${path} lacks '${name}'`);
+    new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(t.data as Uint8Array);
+  };
+  copy("serial.rollout", new Uint8Array(run.rollout.buffer));
+  copy("serial.trajectories", new Uint8Array(run.ring.buf.buffer));
+  inference.slot.set(tensors["serial.slot"].data as Int32Array);
+  inference.step.set(tensors["serial.step"].data as Int32Array);
+  inference.fresh.set(tensors["serial.fresh"].data as Uint8Array);
+  if (inference.h.length) inference.h.set(tensors["serial.h"].data as Float32Array);
+  inference.version = Number(metadata.inference_version);
+  run.ring.restore(JSON.parse(metadata.serial_ring));
+  return {
+    episodes: (JSON.parse(metadata.serial_episodes) as number[][]).map((e) => Int32Array.from(e)),
+    history: JSON.parse(metadata.serial_history),
+  };
+}
+
+/** Options of `evaluateAppo`. */
+export interface EvaluateOptions {
+  /** Episodes to play (all in parallel, one env each). */
+  episodes?: number;
+  /** Seed of the first episode (episode `i` uses `seed + i`). */
+  seed?: number;
+  /** Greedy actions (default true); otherwise sampled. */
+  deterministic?: boolean;
+  envKwargs?: Record<string, unknown>;
+  maxEpisodeSteps?: number;
+}
+
+/**
+ * Plays `episodes` episodes with the policy in this thread (batched over the episodes) and returns their returns.
+ *
+ * @example
+ * ```ts
+ * import "../../envs/classic/mod.ts";
+ * import { evaluateAppo } from "./appo.ts";
+ * import { ActorCritic } from "./model.ts";
+ * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
+ * const returns = evaluateAppo(model, "CartPole-v1", { episodes: 2, maxEpisodeSteps: 20 });
+ * console.assert(returns.length === 2);
+ * ```
+ */
+export function evaluateAppo(model: ActorCritic, envId: string, options: EvaluateOptions = {}): number[] {
+  const n = options.episodes ?? 20, seed = options.seed ?? 10_000, greedy = options.deterministic ?? true;
+  const envs = Array.from(
+    { length: n },
+    () => make(envId, { kwargs: options.envKwargs, maxEpisodeSteps: options.maxEpisodeSteps }),
+  );
+  const size = model.obsSize, H = model.hiddenSize;
+  const isU8 = model.options.obsDtype === "uint8";
+  const raw = isU8 ? new Uint8Array(n * size) : new Float32Array(n * size);
+  const h = new Float32Array(n * H);
+  const returns = new Array<number>(n).fill(0), done = new Array<boolean>(n).fill(false);
+  let rngState = seed >>> 0;
+  try {
+    envs.forEach((env, i) => raw.set(env.reset({ seed: seed + i })[0] as ArrayLike<number>, i * size));
+    while (done.some((d) => !d)) {
+      const out = noGrad(() => model.forward(model.prepareObs(raw, n), n, H ? new Tensor(h, [n, H]) : undefined));
+      if (H) h.set(out.h!.data);
+      const logits = out.logits.data, A = out.logits.shape[1];
+      for (let i = 0; i < n; i++) {
+        if (done[i]) continue;
+        let action = 0;
+        if (greedy) {
+          for (let a = 1; a < A; a++) if (logits[i * A + a] > logits[i * A + action]) action = a;
+        } else {
+          let m = -Infinity, z = 0;
+          for (let a = 0; a < A; a++) m = Math.max(m, logits[i * A + a]);
+          for (let a = 0; a < A; a++) z += Math.exp(logits[i * A + a] - m);
+          rngState = (Math.imul(rngState, 1664525) + 1013904223) >>> 0;
+          let u = (rngState / 4294967296) * z;
+          action = A - 1;
+          for (let a = 0; a < A - 1; a++) {
+            if ((u -= Math.exp(logits[i * A + a] - m)) < 0) {
+              action = a;
+              break;
+            }
+          }
+        }
+        const [obs, reward, terminated, truncated] = envs[i].step(action);
+        returns[i] += reward;
+        if (terminated || truncated) done[i] = true;
+        else raw.set(obs as ArrayLike<number>, i * size);
+      }
+    }
+  } finally {
+    for (const env of envs) env.close();
+  }
+  return returns;
+}

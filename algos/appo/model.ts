@@ -1,0 +1,266 @@
+/**
+ * The APPO actor-critic: an encoder (an MLP for vector observations, Sample Factory's Doom conv net for images), an
+ * optional GRU core and policy/value heads, plus the input and return normalizers the learner updates and inference
+ * reads. Both roles use the same object on the main thread, so "publishing" weights is bumping a version counter.
+ *
+ * @module
+ */
+
+import {
+  Conv2d,
+  ELU,
+  Flatten,
+  GRU,
+  type Layer,
+  Linear,
+  Module,
+  permute,
+  ReLU,
+  Rng,
+  Sequential,
+  Tanh,
+  Tensor,
+} from "../../models/mod.ts";
+
+/** Options of `ActorCritic`. */
+export interface ActorCriticOptions {
+  /** Observation shape: `[n]` for vectors, `[C, H, W]` or `[H, W, C]` (C ≤ 4) for images. */
+  obsShape: readonly number[];
+  /** Observation dtype; uint8 observations are scaled by 1/255. */
+  obsDtype: "uint8" | "float32";
+  /** Number of discrete actions. */
+  numActions: number;
+  /** Encoder: "mlp" for vectors, "doom" (conv 32@8x8/4, 64@4x4/2, 128@3x3/2, fc 512) for images (the default). */
+  encoder?: "mlp" | "doom";
+  /** Hidden layer sizes of the MLP encoder (default [512, 512], Sample Factory's). */
+  mlpLayers?: number[];
+  /** Activation of the encoder (default "elu"). */
+  nonlinearity?: "elu" | "relu" | "tanh";
+  /** GRU core size; 0 for none (default 0). */
+  rnnSize?: number;
+  /** Running mean/std normalization of vector observations (clipped to ±5). */
+  normalizeInput?: boolean;
+  /** The value head predicts returns normalized by a running mean/std. */
+  normalizeReturns?: boolean;
+  /** Init seed. */
+  seed?: number;
+}
+
+/** Running mean and variance over batches (Chan et al.), in float64. */
+export class RunningMeanStd {
+  readonly mean: Float64Array;
+  readonly var: Float64Array;
+  count = 1e-4;
+  constructor(size: number) {
+    this.mean = new Float64Array(size);
+    this.var = new Float64Array(size).fill(1);
+  }
+
+  /** Adds `n` rows of `x` (`[n, size]`, row-major), only rows where `mask` (if given) is nonzero. */
+  update(x: ArrayLike<number>, n: number, mask?: ArrayLike<number>): void {
+    const size = this.mean.length;
+    const bm = new Float64Array(size), bv = new Float64Array(size);
+    let m = 0;
+    for (let r = 0; r < n; r++) {
+      if (mask && !mask[r]) continue;
+      m++;
+      for (let i = 0; i < size; i++) bm[i] += x[r * size + i];
+    }
+    if (m === 0) return;
+    for (let i = 0; i < size; i++) bm[i] /= m;
+    for (let r = 0; r < n; r++) {
+      if (mask && !mask[r]) continue;
+      for (let i = 0; i < size; i++) {
+        const d = x[r * size + i] - bm[i];
+        bv[i] += d * d;
+      }
+    }
+    const total = this.count + m;
+    for (let i = 0; i < size; i++) {
+      const delta = bm[i] - this.mean[i];
+      const m2 = this.var[i] * this.count + bv[i] + (delta * delta * this.count * m) / total;
+      this.mean[i] += (delta * m) / total;
+      this.var[i] = m2 / total;
+    }
+    this.count = total;
+  }
+}
+
+/** Heads' output for a batch. */
+export interface ActorCriticOutput {
+  /** `[M, numActions]` unnormalized log-probabilities. */
+  logits: Tensor;
+  /** `[M]` values, in normalized units when `normalizeReturns`. */
+  values: Tensor;
+  /** Final hidden state `[B, H]` of the core (inference), if any. */
+  h?: Tensor;
+}
+
+function activation(kind: "elu" | "relu" | "tanh"): Layer {
+  return kind === "elu" ? new ELU() : kind === "relu" ? new ReLU() : new Tanh();
+}
+
+/**
+ * Encoder + optional GRU + policy and value heads.
+ *
+ * @example
+ * ```ts
+ * import { ActorCritic } from "./model.ts";
+ * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [64, 64] });
+ * const x = model.prepareObs(new Float32Array(8), 2); // two observations
+ * const { logits, values } = model.forward(x, 2);
+ * console.assert(logits.shape[1] === 2 && values.shape[0] === 2);
+ * ```
+ */
+export class ActorCritic extends Module {
+  readonly options: ActorCriticOptions;
+  readonly encoder: Sequential;
+  readonly core: GRU | null;
+  readonly policyHead: Linear;
+  readonly valueHead: Linear;
+  /** Input normalizer (vector observations with `normalizeInput`). */
+  readonly obsRms: RunningMeanStd | null;
+  /** Return normalizer (with `normalizeReturns`). */
+  readonly retRms: RunningMeanStd | null;
+  /** Recurrent state size (0 without a core). */
+  readonly hiddenSize: number;
+  /** Values per observation. */
+  readonly obsSize: number;
+  /** Shape the encoder sees for one observation (`[C, H, W]` for images). */
+  readonly inputShape: number[];
+  readonly #hwc: boolean;
+
+  constructor(options: ActorCriticOptions) {
+    super();
+    this.options = options;
+    const rng = new Rng(options.seed ?? 0);
+    const shape = [...options.obsShape];
+    this.obsSize = shape.reduce((a, b) => a * b, 1);
+    const kind = options.encoder ?? (shape.length === 3 ? "doom" : "mlp");
+    const act = options.nonlinearity ?? "elu";
+    const gain = act === "tanh" ? 5 / 3 : Math.SQRT2;
+    const layers: Layer[] = [];
+    let features: number;
+    if (kind === "doom") {
+      if (shape.length !== 3) {
+        throw new Error(`ActorCritic: the doom encoder needs [C, H, W] observations, got [${shape}]`);
+      }
+      this.#hwc = shape[2] <= 4 && shape[0] > 4;
+      const [c, h, w] = this.#hwc ? [shape[2], shape[0], shape[1]] : shape;
+      this.inputShape = [c, h, w];
+      const convs: [number, number, number][] = [[32, 8, 4], [64, 4, 2], [128, 3, 2]];
+      let inC = c, oh = h, ow = w;
+      for (const [out, k, s] of convs) {
+        layers.push(new Conv2d(inC, out, k, { stride: s, rng, orthogonalGain: gain }), activation(act));
+        inC = out;
+        oh = Math.floor((oh - k) / s) + 1;
+        ow = Math.floor((ow - k) / s) + 1;
+      }
+      if (oh < 1 || ow < 1) throw new Error(`ActorCritic: image [${shape}] is too small for the doom encoder`);
+      layers.push(new Flatten(), new Linear(inC * oh * ow, 512, { rng, orthogonalGain: gain }), activation(act));
+      features = 512;
+    } else {
+      this.#hwc = false;
+      this.inputShape = [this.obsSize];
+      let inF = this.obsSize;
+      for (const n of options.mlpLayers ?? [512, 512]) {
+        layers.push(new Linear(inF, n, { rng, orthogonalGain: gain }), activation(act));
+        inF = n;
+      }
+      features = inF;
+    }
+    this.encoder = this.registerModule("encoder", new Sequential(layers));
+    this.hiddenSize = options.rnnSize ?? 0;
+    this.core = this.hiddenSize > 0 ? this.registerModule("core", new GRU(features, this.hiddenSize, { rng })) : null;
+    const coreOut = this.hiddenSize > 0 ? this.hiddenSize : features;
+    this.policyHead = this.registerModule(
+      "policy",
+      new Linear(coreOut, options.numActions, { rng, orthogonalGain: 0.01 }),
+    );
+    this.valueHead = this.registerModule("value", new Linear(coreOut, 1, { rng, orthogonalGain: 1 }));
+    const vectorObs = kind === "mlp" && options.obsDtype === "float32";
+    this.obsRms = options.normalizeInput && vectorObs ? new RunningMeanStd(this.obsSize) : null;
+    this.retRms = options.normalizeReturns ? new RunningMeanStd(1) : null;
+  }
+
+  /**
+   * Turns `rows` raw observations (row-major, any offset via `subarray`) into the encoder's float input: uint8 →
+   * [0, 1] (HWC images transposed to CHW), vectors normalized by the running mean/std when enabled.
+   */
+  prepareObs(raw: Uint8Array | Float32Array, rows: number, out?: Float32Array): Tensor {
+    const size = this.obsSize;
+    const x = out ?? new Float32Array(rows * size);
+    if (raw instanceof Uint8Array) {
+      const s = 1 / 255;
+      if (this.#hwc) {
+        const [c, h, w] = this.inputShape, hw = h * w;
+        for (let r = 0; r < rows; r++) {
+          const base = r * size;
+          for (let p = 0; p < hw; p++) {
+            for (let ch = 0; ch < c; ch++) x[base + ch * hw + p] = raw[base + p * c + ch] * s;
+          }
+        }
+      } else for (let i = 0; i < rows * size; i++) x[i] = raw[i] * s;
+    } else if (this.obsRms) {
+      const mean = this.obsRms.mean, v = this.obsRms.var;
+      const inv = new Float64Array(size);
+      for (let i = 0; i < size; i++) inv[i] = 1 / Math.sqrt(v[i] + 1e-8);
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < size; i++) {
+          const y = (raw[r * size + i] - mean[i]) * inv[i];
+          x[r * size + i] = y > 5 ? 5 : y < -5 ? -5 : y;
+        }
+      }
+    } else x.set(raw.subarray(0, rows * size));
+    return new Tensor(x, [rows, ...this.inputShape]);
+  }
+
+  /** Encoder features `[M, F]`. */
+  encode(x: Tensor): Tensor {
+    return this.encoder.forward(x);
+  }
+
+  /**
+   * One step for a batch of `B` envs (inference): `h` is `[B, H]` (already reset where episodes began) when the
+   * model has a core. Run it under `noGrad`.
+   */
+  forward(x: Tensor, batch: number, h?: Tensor): ActorCriticOutput {
+    let f = this.encode(x);
+    let hNext: Tensor | undefined;
+    if (this.core) {
+      if (!h) throw new Error("ActorCritic: a model with a GRU core needs the hidden state h");
+      hNext = this.core.cell.forward(f, h);
+      f = hNext;
+    }
+    return { logits: this.policyHead.forward(f), values: this.valueHead.forward(f).reshape([batch]), h: hNext };
+  }
+
+  /**
+   * Trajectories for training: `x` holds `k` trajectories of `L` steps each, trajectory-major (`[k * L, ...]`);
+   * `h0` `[k, H]` and `masks` `[L, k]` (0 before a step that begins an episode) drive the core through time.
+   * Returns heads' outputs in the same trajectory-major order.
+   */
+  forwardSequence(x: Tensor, k: number, L: number, h0?: Tensor, masks?: Tensor): ActorCriticOutput {
+    let f = this.encode(x);
+    if (this.core) {
+      if (!h0) throw new Error("ActorCritic: a model with a GRU core needs h0");
+      const F = f.shape[1];
+      const seq = permute(f.reshape([k, L, F]), [1, 0, 2]); // [L, k, F]
+      const { output } = this.core.forward(seq, h0, { masks });
+      f = permute(output, [1, 0, 2]).reshape([k * L, this.hiddenSize]);
+    }
+    return { logits: this.policyHead.forward(f), values: this.valueHead.forward(f).reshape([k * L]) };
+  }
+
+  /** Normalized value → return units. */
+  denormalizeValue(v: number): number {
+    const r = this.retRms;
+    return r ? v * Math.sqrt(r.var[0] + 1e-8) + r.mean[0] : v;
+  }
+
+  /** Return units → normalized value. */
+  normalizeValue(v: number): number {
+    const r = this.retRms;
+    return r ? (v - r.mean[0]) / Math.sqrt(r.var[0] + 1e-8) : v;
+  }
+}
