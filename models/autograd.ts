@@ -303,15 +303,20 @@ export interface Conv2dOptions {
   stride?: number | [number, number];
   /** Zero padding (one number for both dims, or `[ph, pw]`). Default 0. */
   padding?: number | [number, number];
+  /**
+   * Lowering to GEMM. `"im2col"`: classic unfold. `"flat"`: space-to-depth by the stride, then a stride-1 unfold
+   * whose rows are contiguous copies over the flattened grid (a few wasted border columns, far fewer copies); needs
+   * kernel sizes divisible by the strides. `"auto"` (default) picks `"flat"` when it wastes < 35% columns.
+   */
+  algorithm?: "auto" | "im2col" | "flat";
 }
 
 /**
  * 2-D convolution (cross-correlation, PyTorch semantics): `x` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`,
- * optional `bias` `[O]`. Implemented as im2col + one GEMM over the whole batch; backward uses GEMMs for the weight and
- * input gradients and skips the input gradient when `x` needs none.
+ * optional `bias` `[O]`. Lowered to one GEMM over the whole batch (see `Conv2dOptions.algorithm`); backward uses GEMMs
+ * for the weight and input gradients and skips the input gradient when `x` needs none.
  */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
-  const be = backend();
   const [sh, sw] = typeof options.stride === "number" || options.stride === undefined
     ? [options.stride ?? 1, options.stride ?? 1]
     : options.stride;
@@ -344,6 +349,22 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     outH: OH,
     outW: OW,
   };
+  const divisible = KH % sh === 0 && KW % sw === 0;
+  const algorithm = options.algorithm ?? "auto";
+  if (algorithm === "flat" && !divisible) {
+    throw new Error(`conv2d: algorithm "flat" needs kernel ${KH}x${KW} divisible by stride ${sh}x${sw}`);
+  }
+  const waste = (Math.ceil((H + 2 * ph) / sh) * Math.ceil((W + 2 * pw) / sw)) / (OH * OW);
+  if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35)) {
+    return conv2dFlat(x, weight, bias ?? null, g);
+  }
+  return conv2dIm2col(x, weight, bias ?? null, g);
+}
+
+function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const be = backend();
+  const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
+  const O = weight.shape[0];
   const P = OH * OW, CKK = C * KH * KW, NP = N * P;
   const col = takeBuffer(CKK * NP, false);
   be.im2col(x.data, g, col);
@@ -370,11 +391,113 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
       colHoldsInput = false;
       be.col2im(col, g, gradBuffer(x));
     }
+  }, () => {
+    releaseBuffer(col);
+    releaseBuffer(yT);
   });
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Layout
+/**
+ * Space-to-depth lowering. With kernel = stride × (KH', KW'), a stride-s conv over x equals a stride-1 conv with
+ * kernel KH'×KW' over S = spaceToDepth(pad(x), s), laid out channel-major as `[C·s·s, N·H'·W']`. Computing that conv
+ * at every grid position (not just valid ones) makes each unfolded row a contiguous slice of S shifted by
+ * `di·W' + dj`, so the unfold is a memcpy per row; the extra border/wrap-around columns are dropped on output and
+ * carry zero gradient.
+ */
+function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const be = backend();
+  const { batch: N, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
+  const { strideH: sh, strideW: sw, padH: ph, padW: pw } = g;
+  const O = weight.shape[0];
+  const Hq = Math.ceil((H + 2 * ph) / sh), Wq = Math.ceil((W + 2 * pw) / sw); // grid after space-to-depth
+  const KHq = KH / sh, KWq = KW / sw;
+  const Cq = C * sh * sw, G = Hq * Wq, NG = N * G;
+  const L = NG - ((KHq - 1) * Wq + (KWq - 1)); // columns whose shifted reads stay inside S
+  const CKK = Cq * KHq * KWq;
+  const colShape = [Cq, KHq, KWq, L];
+  const colSrcStrides = [NG, Wq, 1, 1];
+  const colStrides = contiguousStrides(colShape);
+  // Weight reorganised to [O, C, sh, sw, KHq, KWq] (= [O, CKK]) from [O, C, KHq·sh+u, KWq·sw+v].
+  const wShape = [O, C, sh, sw, KHq, KWq];
+  const wSrcStrides = [C * KH * KW, KH * KW, KW, 1, sh * KW, sw];
+  const wStrides = contiguousStrides(wShape);
+  // Output extraction: Y[o, n·G + i·Wq + j] → out[n, o, i, j].
+  const yShape = [N, O, OH, OW];
+  const ySrcStrides = [G, L, Wq, 1];
+  const yStrides = contiguousStrides(yShape);
+
+  const S = takeBuffer(Cq * NG, true);
+  spaceToDepth(x.data, g, Hq, Wq, S, false);
+  const col = takeBuffer(CKK * L, false);
+  be.copyStrided(S, 0, colSrcStrides, colShape, col, 0, colStrides, false);
+  const wq = takeBuffer(O * CKK, false);
+  be.copyStrided(weight.data, 0, wSrcStrides, wShape, wq, 0, wStrides, false);
+  const Y = takeBuffer(O * L, false);
+  if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, L], Y, 0, [L, 1], false);
+  be.gemm(false, false, O, L, CKK, 1, wq, col, bias ? 1 : 0, Y);
+  const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
+  be.copyStrided(Y, 0, ySrcStrides, yShape, out.data, 0, yStrides, false);
+  releaseBuffer(S);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(out, "conv2d", inputs, (gy) => {
+    const dY = Y; // [O, L], zero except at valid output columns
+    dY.fill(0);
+    be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
+    if (weight.requiresGrad) {
+      const dwq = takeBuffer(O * CKK, false);
+      be.gemm(false, true, O, CKK, L, 1, dY, col, 0, dwq);
+      be.copyStrided(dwq, 0, wStrides, wShape, gradBuffer(weight), 0, wSrcStrides, true);
+      releaseBuffer(dwq);
+    }
+    if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);
+    if (x.requiresGrad) {
+      const dcol = takeBuffer(CKK * L, false);
+      be.gemm(true, false, CKK, L, O, 1, wq, dY, 0, dcol);
+      const dS = takeBuffer(Cq * NG, true);
+      be.copyStrided(dcol, 0, colStrides, colShape, dS, 0, colSrcStrides, true);
+      releaseBuffer(dcol);
+      spaceToDepth(gradBuffer(x), g, Hq, Wq, dS, true);
+      releaseBuffer(dS);
+    }
+  }, () => {
+    releaseBuffer(col);
+    releaseBuffer(wq);
+    releaseBuffer(Y);
+  });
+}
+
+/**
+ * `S[c, u, v, n, i, j] = x[n, c, i·sh + u − ph, j·sw + v − pw]` (zero outside x; `S` must be zeroed), or with
+ * `adjoint` its transpose `x += …S…`. One strided box copy per (u, v) phase.
+ */
+function spaceToDepth(
+  x: Float32Array,
+  g: ConvGeometry,
+  Hq: number,
+  Wq: number,
+  S: Float32Array,
+  adjoint: boolean,
+): void {
+  const be = backend();
+  const { batch: N, channels: C, height: H, width: W, strideH: sh, strideW: sw, padH: ph, padW: pw } = g;
+  const NG = N * Hq * Wq;
+  for (let u = 0; u < sh; u++) {
+    // Valid grid rows i: 0 <= i·sh + u − ph < H.
+    const i0 = Math.max(0, Math.ceil((ph - u) / sh)), i1 = Math.min(Hq, Math.ceil((H + ph - u) / sh));
+    if (i1 <= i0) continue;
+    for (let v = 0; v < sw; v++) {
+      const j0 = Math.max(0, Math.ceil((pw - v) / sw)), j1 = Math.min(Wq, Math.ceil((W + pw - v) / sw));
+      if (j1 <= j0) continue;
+      const shape = [C, N, i1 - i0, j1 - j0];
+      const xOff = (i0 * sh + u - ph) * W + (j0 * sw + v - pw);
+      const xStrides = [H * W, C * H * W, sh * W, sw];
+      const sOff = (u * sw + v) * NG + i0 * Wq + j0;
+      const sStrides = [sh * sw * NG, Hq * Wq, Wq, 1];
+      if (adjoint) be.copyStrided(S, sOff, sStrides, shape, x, xOff, xStrides, true);
+      else be.copyStrided(x, xOff, xStrides, shape, S, sOff, sStrides, false);
+    }
+  }
+}
 
 /**
  * Permute dimensions (`out.shape[i] = x.shape[dims[i]]`); copies.

@@ -96,6 +96,8 @@ const OPS: Record<string, OpFn> = {
   conv2d_s2_p1: ([x, w, b], _, p) => conv2d(x, w, b, { stride: P(p, "stride"), padding: P(p, "padding") }),
   conv2d_b1: ([x, w, b], _, p) => conv2d(x, w, b, { stride: P(p, "stride"), padding: P(p, "padding") }),
   conv2d_nature1: ([x, w, b], _, p) => conv2d(x, w, b, { stride: P(p, "stride"), padding: P(p, "padding") }),
+  conv2d_k4_s2_p1: ([x, w, b], _, p) => conv2d(x, w, b, { stride: P(p, "stride"), padding: P(p, "padding") }),
+  conv2d_doom2: ([x, w, b], _, p) => conv2d(x, w, b, { stride: P(p, "stride"), padding: P(p, "padding") }),
   conv2d_rect: ([x, w], _, p) => conv2d(x, w, null, { stride: P(p, "stride"), padding: P(p, "padding") }),
   sum_all: ([a]) => sum(a),
   sum_axis1_keep: ([a], _, p) => sum(a, { axis: P(p, "axis"), keepdim: P(p, "keepdim") }),
@@ -178,6 +180,24 @@ for (const c of cases) {
       }
     });
   });
+}
+
+for (const c of cases.filter((c) => c.name.startsWith("conv2d"))) {
+  for (const algorithm of ["im2col", "flat"] as const) {
+    const [, , kh, kw] = c.inputs[1].shape;
+    const st = c.params.stride as number | number[];
+    const [sh, sw] = typeof st === "number" ? [st, st] : st;
+    if (algorithm === "flat" && (kh % sh !== 0 || kw % sw !== 0)) continue;
+    Deno.test(`${c.name} with algorithm "${algorithm}": value and gradient match PyTorch`, () => {
+      const [x, w, b] = c.inputs.map((e) => t(e, true));
+      const out = conv2d(x, w, b ?? null, { stride: st as number, padding: c.params.padding as number, algorithm });
+      assertClose(out.data, c.output.data, 2e-5, `${c.name}/${algorithm} value`);
+      sum(mul(out, t(c.weight!))).backward();
+      [x, w, b].forEach((v, i) =>
+        v && assertClose(v.grad!.data, c.grads![i].data, 2e-5, `${c.name}/${algorithm} grad[${i}]`)
+      );
+    });
+  }
 }
 
 Deno.test("shape errors name the op and both shapes", () => {

@@ -197,7 +197,11 @@ export function gemm(
   if (m === 0 || n === 0) return;
   const lib = (blasState ?? blas()).lib;
   if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c);
-  else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c);
+  else if (m === 1 && !transA && n > 1) {
+    // Row vector times matrix (batch-1 inference): GEMV streams the matrix once, GEMM packs it first.
+    if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, k, a, 1, beta, c, 1);
+    else lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, b, n, a, 1, beta, c, 1);
+  } else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -675,17 +679,52 @@ function copyStrided(
   accumulate: boolean,
 ): void {
   const c = collapse(shape, [srcStrides, dstStrides]);
-  const last = c.shape.length - 1;
-  const n = c.shape[last];
-  const os = rowOffsets(c.shape, c.strides[0], srcOffset);
-  const od = rowOffsets(c.shape, c.strides[1], dstOffset);
-  const ss = c.strides[0][last], sd = c.strides[1][last];
-  for (let r = 0; r < os.length; r++) {
-    let is = os[r], id = od[r];
-    if (accumulate) { for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] += src[is]; }
-    else if (ss === 1 && sd === 1) dst.set(src.subarray(is, is + n), id);
-    else for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] = src[is];
+  let d = c.shape, s0 = c.strides[0], s1 = c.strides[1];
+  if (d.length > 4) {
+    // Rare: fall back to per-row offsets for > 4 non-mergeable dims.
+    const last = d.length - 1;
+    const os = rowOffsets(d, s0, srcOffset), od = rowOffsets(d, s1, dstOffset);
+    for (let r = 0; r < os.length; r++) copyRow(src, os[r], s0[last], dst, od[r], s1[last], d[last], accumulate);
+    return;
   }
+  while (d.length < 4) {
+    d = [1, ...d];
+    s0 = [0, ...s0];
+    s1 = [0, ...s1];
+  }
+  // Four explicit loops: no offset tables, and the row kernel sees monomorphic arguments.
+  const [n0, n1, n2, n] = d;
+  const [a0, a1, a2, ss] = s0;
+  const [b0, b1, b2, sd] = s1;
+  for (let i0 = 0; i0 < n0; i0++) {
+    for (let i1 = 0; i1 < n1; i1++) {
+      let is = srcOffset + i0 * a0 + i1 * a1;
+      let id = dstOffset + i0 * b0 + i1 * b1;
+      for (let i2 = 0; i2 < n2; i2++, is += a2, id += b2) copyRow(src, is, ss, dst, id, sd, n, accumulate);
+    }
+  }
+}
+
+function copyRow(
+  src: Float32Array,
+  is: number,
+  ss: number,
+  dst: Float32Array,
+  id: number,
+  sd: number,
+  n: number,
+  accumulate: boolean,
+): void {
+  if (accumulate) {
+    if (ss === 1 && sd === 1) { for (let i = 0; i < n; i++) dst[id + i] += src[is + i]; }
+    else for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] += src[is];
+  } else if (ss === 1 && sd === 1) {
+    if (n >= 256) dst.set(src.subarray(is, is + n), id); // memcpy for long rows
+    else for (let i = 0; i < n; i++) dst[id + i] = src[is + i];
+  } else if (ss === 0) {
+    const v = src[is];
+    for (let i = 0; i < n; i++, id += sd) dst[id] = v;
+  } else for (let i = 0; i < n; i++, is += ss, id += sd) dst[id] = src[is];
 }
 
 function checkIndex(v: number, n: number): number {

@@ -38,6 +38,12 @@ export const BLAS_SYMBOLS = {
     ],
     result: "void",
   },
+  // void cblas_sgemv(CBLAS_ORDER order, CBLAS_TRANSPOSE trans, blasint M, blasint N, float alpha, const float *A,
+  //                  blasint lda, const float *X, blasint incX, float beta, float *Y, blasint incY);
+  cblas_sgemv: {
+    parameters: ["i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32", "f32", "buffer", "i32"],
+    result: "void",
+  },
   // void openblas_set_num_threads(int num_threads);
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
   // int openblas_get_num_threads(void);
