@@ -126,7 +126,7 @@ export class AtariEnv extends Env<Uint8Array, number> {
   readonly #obs: Uint8Array<ArrayBuffer>;
   readonly #status = new Int32Array(6);
   #rgb?: Uint8Array<ArrayBuffer>;
-  #scratch = new Uint8Array(32 * 1024);
+  #scratch: Uint8Array<ArrayBuffer> = new Uint8Array(32 * 1024);
   #needsReset = true;
 
   constructor(game: string, options: AtariEnvOptions = {}) {
@@ -304,7 +304,7 @@ export class AtariEnv extends Env<Uint8Array, number> {
    * The emulator state, serialized (about 14 KB). With `includeRng` (default true) it holds the sticky-action
    * generator too, so `restoreState()` replays the same frames for the same actions.
    */
-  cloneState(options: { includeRng?: boolean } = {}): Uint8Array {
+  cloneState(options: { includeRng?: boolean } = {}): Uint8Array<ArrayBuffer> {
     const handle = this.#live("cloneState");
     const rng = options.includeRng ?? true ? 1 : 0;
     let n = this.#check(
@@ -322,9 +322,11 @@ export class AtariEnv extends Env<Uint8Array, number> {
   }
 
   /** Restores a state from `cloneState()` of an env of the same game. */
-  restoreState(state: Uint8Array<ArrayBuffer>): void {
+  restoreState(state: Uint8Array): void {
     const handle = this.#live("restoreState");
-    this.#check(this.#symbols.arc_ale_restore_state(handle, state, state.length), "restoreState");
+    // Deno FFI reads any ArrayBufferView; the cast only widens the declared parameter type.
+    const bytes = state as Uint8Array<ArrayBuffer>;
+    this.#check(this.#symbols.arc_ale_restore_state(handle, bytes, bytes.length), "restoreState");
     this.#needsReset = false;
   }
 
