@@ -15,6 +15,9 @@
  * - `vs ideal split`: time per batched step with several stepping threads minus the in-thread time of the largest
  *   block of envs (what perfectly parallel threads with zero communication would take).
  *
+ * `CPU` figures are the process's CPU time (all threads, `process.cpuUsage()`) per batched step: on a loaded machine
+ * they move less than wall-clock time, and their difference is the CPU cost of the Worker round trip.
+ *
  * All configurations of one env count are measured in interleaved rounds (round-robin, `seconds / rounds` per
  * round, split between them) and each figure is its best round: the machine is shared, and the minimum is the
  * measurement least disturbed by other processes, taken under the same conditions for every configuration.
@@ -22,6 +25,7 @@
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import "../envs/classic/mod.ts";
 import { make } from "../envs/registry.ts";
@@ -44,7 +48,10 @@ interface Case {
   /** Threads stepping envs, for the ideal-split overhead (1: compared with the in-thread baseline). */
   threads: number;
   dispose: () => void;
+  /** Best wall-clock µs per batched step. */
   best: number;
+  /** Best CPU µs (all threads of this process) per batched step. */
+  bestCpu: number;
 }
 
 function actionBatches(numEnvs: number): Int32Array[] {
@@ -65,6 +72,7 @@ function inThread(numEnvs: number, actions: Int32Array[]): Case {
     name: "in-thread (baseline)",
     threads: 0,
     best: Infinity,
+    bestCpu: Infinity,
     step: (k) => {
       const a = actions[k % BATCHES];
       for (let i = 0; i < numEnvs; i++) {
@@ -83,6 +91,7 @@ function syncCase(numEnvs: number, actions: Int32Array[], promise: boolean): Cas
     name: promise ? "SyncVectorEnv await step" : "SyncVectorEnv stepSync",
     threads: 0,
     best: Infinity,
+    bestCpu: Infinity,
     step: promise ? (k) => envs.step(actions[k % BATCHES]) : (k) => envs.stepSync(actions[k % BATCHES]),
     dispose: () => envs.close(),
   };
@@ -101,28 +110,31 @@ async function workerCase(
     name: name.replace("%d", String(envs.numWorkers)),
     threads,
     best: Infinity,
+    bestCpu: Infinity,
     step: (k) => envs.step(actions[k % BATCHES]),
     dispose: () => envs.close(),
   };
 }
 
-/** Runs `c` for about `ms` milliseconds; returns µs per batched step. */
-async function run(c: Case, ms: number, offset: number): Promise<number> {
-  const start = performance.now(), until = start + ms;
+/** Runs `c` for about `ms` milliseconds and updates its best wall-clock and CPU µs per batched step. */
+async function run(c: Case, ms: number, offset: number): Promise<void> {
+  const cpu = process.cpuUsage(), start = performance.now(), until = start + ms;
   let now = start, n = 0;
   while (now < until) {
     for (let k = 0; k < 20; k++) await c.step(offset + n + k);
     n += 20;
     now = performance.now();
   }
-  return ((now - start) * 1000) / n;
+  const used = process.cpuUsage(cpu);
+  c.best = Math.min(c.best, ((now - start) * 1000) / n);
+  c.bestCpu = Math.min(c.bestCpu, (used.user + used.system) / n);
 }
 
 function line(c: Case, numEnvs: number, extra: string): void {
   const sps = (numEnvs * 1e6) / c.best;
   console.log(
     `${ID} envs=${String(numEnvs).padStart(2)} ${c.name.padEnd(36)} ${sps.toFixed(0).padStart(9)} steps/s ` +
-      `${c.best.toFixed(2).padStart(8)} µs/batch${extra}`,
+      `${c.best.toFixed(2).padStart(8)} µs/batch (CPU ${c.bestCpu.toFixed(2).padStart(7)} µs)${extra}`,
   );
 }
 
@@ -152,15 +164,17 @@ for (const numEnvs of [1, 8, 64]) {
     await workerCase("WorkerVectorEnv 1 worker, async wait", numEnvs, actions, { numWorkers: 1, wait: "async" }),
   );
   for (const c of cases) await run(c, 100, 0); // warm-up (JIT in every thread)
+  for (const c of cases) c.best = c.bestCpu = Infinity;
   const ms = (SECONDS * 1000) / ROUNDS / cases.length;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const c of cases) c.best = Math.min(c.best, await run(c, ms, round * 1_000_003));
+    for (const c of cases) await run(c, ms, round * 1_000_003);
   }
-  const base = cases[0].best;
+  const base = cases[0].best, baseCpu = cases[0].bestCpu;
   for (const c of cases) {
     let extra = "";
-    if (c.threads === 1) extra = `  overhead vs in-thread ${(c.best - base).toFixed(2)} µs`;
-    else if (c.threads > 1) {
+    if (c.threads === 1) {
+      extra = `  overhead vs in-thread ${(c.best - base).toFixed(2)} µs (CPU ${(c.bestCpu - baseCpu).toFixed(2)} µs)`;
+    } else if (c.threads > 1) {
       const ideal = (base * Math.ceil(numEnvs / c.threads)) / numEnvs;
       extra = `  overhead vs ideal split ${(c.best - ideal).toFixed(2)} µs`;
     }
