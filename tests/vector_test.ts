@@ -259,14 +259,17 @@ Deno.test("an invalid action is a RangeError naming the env, the value and the s
   assertAllWorkersTerminated();
 });
 
-Deno.test("calls out of order say what to do", async () => {
-  await using envs = await testWorkers(2, { numWorkers: 1 });
-  assert.throws(() => envs.send([0, 0]), /call reset\(\) before step\(\)/);
-  await assert.rejects(envs.recv(), /call send\(actions\) before recv\(\)/);
-  await envs.reset();
-  envs.send([0, 0]);
-  assert.throws(() => envs.send([0, 0]), /call recv\(\) for the step in flight/);
-  await envs.recv();
+Deno.test("calls out of order say what to do, in both backends", async () => {
+  for (const backend of ["sync", "worker"] as const) {
+    await using envs = await makeVectorEnv("VectorTest-v0", 2, { backend, numWorkers: 1, envModules: TEST_MODULES });
+    assert.throws(() => envs.send([0, 0]), /call reset\(\) before step\(\)/);
+    await assert.rejects(envs.recv(), /call send\(actions\) before recv\(\)/);
+    await envs.reset();
+    envs.send([0, 0]);
+    assert.throws(() => envs.send([0, 0]), /call recv\(\) for the step in flight before send\(\)/);
+    await assert.rejects(envs.reset(), /call recv\(\) for the step in flight before reset\(\)/);
+    await envs.recv();
+  }
 });
 
 Deno.test("a Worker's env that throws rejects with the env index and cause, and no Worker is left running", async () => {

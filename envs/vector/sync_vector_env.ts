@@ -146,6 +146,7 @@ export class SyncVectorEnv implements VectorEnv {
   /** `reset()` without the Promise. */
   resetSync(options: VectorResetOptions = {}): VectorResetResult {
     this.#assertOpen("reset");
+    if (this.#state === "sent") throw new Error("SyncVectorEnv: call recv() for the step in flight before reset()");
     this.#run(() => this.#block.reset(options.seed), "reset");
     this.#state = "ready";
     return [this.buffers.observations, this.#infos];
