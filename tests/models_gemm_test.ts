@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { closeBlas, cpuInfo, gemm } from "../models/backends/cpu.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
-import { detectCoreType } from "../models/backends/blas/ffi.ts";
+import { detectCoreType, openBlas } from "../models/backends/blas/ffi.ts";
 
 function rand(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -91,4 +91,56 @@ Deno.test("closeBlas is idempotent and BLAS reloads on next use", () => {
   const c = new Float32Array(1);
   gemm(false, false, 1, 1, 1, 1, new Float32Array([2]), new Float32Array([3]), 0, c);
   assert.equal(c[0], 6);
+});
+
+Deno.test("a failed BLAS load lists every path tried and keeps the first error as cause", () => {
+  let caught: Error | undefined;
+  try {
+    openBlas({ paths: ["/nonexistent/libA.so", "/nonexistent/libB.so"], pickCore: false });
+  } catch (err) {
+    caught = err as Error;
+  }
+  assert.ok(caught, "openBlas should throw");
+  assert.match(caught.message, /\/nonexistent\/libA\.so[\s\S]*\/nonexistent\/libB\.so/);
+  assert.match(caught.message, /ARCADIA_BLAS/);
+  assert.ok(caught.cause instanceof Error);
+});
+
+async function runChild(flags: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const code = `
+    import { cpuInfo, matmul, tensor } from ${JSON.stringify(new URL("../models/mod.ts", import.meta.url).href)};
+    const y = matmul(tensor([[1, 2], [3, 4]]), tensor([[5], [6]]));
+    console.log(JSON.stringify({ ...cpuInfo(), y: y.toArray() }));
+  `;
+  // `deno eval` always grants every permission, so run a file.
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, code);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, file],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output().finally(() => Deno.remove(file));
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
+Deno.test("without FFI permission the backend falls back to pure TypeScript GEMM and says why", async () => {
+  const info = await runChild(["--allow-read", "--allow-env"]);
+  assert.equal(info.blas, null);
+  assert.equal(info.core, "pure-ts");
+  assert.match(String(info.note), /allow-ffi/);
+  assert.deepEqual(info.y, [17, 39]);
+});
+
+Deno.test("ARCADIA_NO_BLAS=1 disables BLAS; OPENBLAS_CORETYPE from the environment is respected", async () => {
+  const off = await runChild(["-A"], { ARCADIA_NO_BLAS: "1" });
+  assert.equal(off.core, "pure-ts");
+  assert.deepEqual(off.y, [17, 39]);
+  const forced = await runChild(["-A"], { OPENBLAS_CORETYPE: "Haswell" });
+  if (forced.blas !== null) {
+    assert.match(String(forced.core), /haswell/i);
+    assert.match(String(forced.note), /OPENBLAS_CORETYPE=Haswell from the environment/);
+  }
 });
