@@ -1,0 +1,194 @@
+// APPO: V-trace vs a NumPy reference (tests/fixtures/algos_vtrace_make_fixture.py), GAE, bit-identical resume in
+// serial mode, learning CartPole with rollout Workers, and recovery from a crashing rollout worker.
+
+import assert from "node:assert/strict";
+import "../envs/classic/mod.ts";
+import { evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
+import { readMetrics } from "../algos/logger.ts";
+
+const FIXTURE = JSON.parse(Deno.readTextFileSync(new URL("./fixtures/algos_vtrace.json", import.meta.url)));
+const CLASSIC = new URL("../envs/classic/mod.ts", import.meta.url);
+
+Deno.test("vtrace matches the NumPy reference (explicit-sum form, dones, clipped rho and c)", () => {
+  for (const c of FIXTURE.cases) {
+    const { vs, pgAdv } = vtrace({
+      ratios: c.ratios,
+      rewards: c.rewards,
+      dones: c.dones,
+      values: c.values,
+      k: c.k,
+      T: c.T,
+      gamma: c.gamma,
+      rhoBar: c.rho_bar,
+      cBar: c.c_bar,
+    });
+    for (let i = 0; i < vs.length; i++) {
+      assert.ok(Math.abs(vs[i] - c.vs[i]) <= 1e-4 * (1 + Math.abs(c.vs[i])), `vs[${i}] ${vs[i]} vs ${c.vs[i]}`);
+      assert.ok(
+        Math.abs(pgAdv[i] - c.pg_adv[i]) <= 1e-4 * (1 + Math.abs(c.pg_adv[i])),
+        `pgAdv[${i}] ${pgAdv[i]} vs ${c.pg_adv[i]}`,
+      );
+    }
+  }
+});
+
+Deno.test("vtrace on-policy with c = rho = 1 equals GAE with lambda = 1", () => {
+  const k = 2, T = 5, rewards = [1, 0, 2, -1, 0.5, 0, 1, 1, 0, 2], dones = [0, 0, 1, 0, 0, 0, 0, 0, 0, 1];
+  const values = [0.5, 1, -1, 2, 0, 3, 1, 2, 0.5, 0.1, -1, 4];
+  const { vs, pgAdv } = vtrace({
+    ratios: new Array(10).fill(1),
+    rewards,
+    dones,
+    values,
+    k,
+    T,
+    gamma: 0.9,
+    rhoBar: 1,
+    cBar: 1,
+  });
+  const adv = gae({ rewards, dones, values, k, T, gamma: 0.9, lambda: 1 });
+  for (let j = 0; j < k; j++) {
+    for (let t = 0; t < T; t++) {
+      const i = j * T + t;
+      assert.ok(Math.abs(vs[i] - (adv[i] + values[j * (T + 1) + t])) < 1e-5);
+      assert.ok(Math.abs(pgAdv[i] - adv[i]) < 1e-5);
+    }
+  }
+});
+
+function tempDir(): string {
+  return Deno.makeTempDirSync({ prefix: "appo_test_" });
+}
+
+const SMALL = {
+  envId: "CartPole-v1",
+  envModules: [CLASSIC],
+  numWorkers: 2,
+  numEnvsPerWorker: 2,
+  rollout: 8,
+  batchSize: 32,
+  numEpochs: 2,
+  learnerChunk: 2,
+  mlpLayers: [16],
+  rnnSize: 8,
+  learningRate: 1e-3,
+  seed: 7,
+  serial: true,
+  tensorboard: false,
+  handleSignals: false,
+  checkpointIntervalS: 0,
+};
+
+function params(model: { namedParameters(): [string, { data: Float32Array }][] }): Map<string, Float32Array> {
+  return new Map(model.namedParameters().map(([n, p]) => [n, p.data.slice()]));
+}
+
+Deno.test("serial mode: resuming from a checkpoint continues bit-identically (GRU core, V-trace)", async () => {
+  const opts = { ...SMALL, withVtrace: true };
+  const first = await trainAppo({ ...opts, totalFrames: 1200, runDir: tempDir() });
+  const resumed = await trainAppo({ ...opts, totalFrames: 2400, runDir: tempDir(), resume: first.checkpoint });
+  const straight = await trainAppo({ ...opts, totalFrames: 2400, runDir: tempDir() });
+  assert.ok(first.version > 0 && straight.version > first.version, "the learner trained before and after the save");
+  assert.equal(resumed.frames, straight.frames);
+  assert.equal(resumed.version, straight.version);
+  const a = params(resumed.model), b = params(straight.model);
+  for (const [name, data] of b) assert.deepEqual(a.get(name), data, `parameter ${name} differs`);
+  assert.deepEqual(resumed.episodeReturns.slice(-10), straight.episodeReturns.slice(-10));
+});
+
+Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over 20 episodes) within 60 s", async () => {
+  const started = performance.now();
+  const result = await trainAppo({
+    envId: "CartPole-v1",
+    envModules: [CLASSIC],
+    numWorkers: 2,
+    numEnvsPerWorker: 8,
+    totalFrames: 300_000,
+    stopAtReturn: 495,
+    rnnSize: 0,
+    mlpLayers: [64, 64],
+    nonlinearity: "tanh",
+    batchSize: 512,
+    numEpochs: 4,
+    learnerChunk: 0,
+    learningRate: 1e-3,
+    clipRatio: 0.2,
+    clipValue: 1,
+    explorationLoss: "entropy",
+    explorationLossCoeff: 0,
+    seed: 1,
+    runDir: tempDir(),
+    tensorboard: false,
+    handleSignals: false,
+    checkpointIntervalS: 0,
+  });
+  const returns = evaluateAppo(result.model, "CartPole-v1", { episodes: 20 });
+  const seconds = (performance.now() - started) / 1000;
+  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
+  console.log(
+    `APPO CartPole: ${result.frames} frames, ${result.version} updates, ${result.fps.toFixed(0)} frames/s, ` +
+      `eval mean ${mean}, ${seconds.toFixed(1)} s`,
+  );
+  assert.ok(mean >= 475, `mean evaluation return ${mean} < 475`);
+  assert.ok(seconds < 60, `took ${seconds.toFixed(1)} s`);
+  const metrics = readMetrics(result.runDir);
+  assert.ok(metrics.some((m) => m["charts/SPS"] > 0 && "charts/episodic_return" in m && "losses/value_loss" in m));
+});
+
+/** A module (as a data: URL) registering a CartPole that throws once, at its 50th step, across Worker restarts. */
+function crashEnvModule(): string {
+  const registry = new URL("../envs/registry.ts", import.meta.url).href;
+  const cartpole = new URL("../envs/classic/cartpole.ts", import.meta.url).href;
+  const source = `
+    import { register } from "${registry}";
+    import { CartPoleEnv } from "${cartpole}";
+    class CrashOnce extends CartPoleEnv {
+      steps = 0;
+      constructor(marker) { super(); this.marker = marker; }
+      step(action) {
+        if (++this.steps === 50) {
+          try { Deno.statSync(this.marker); } catch {
+            Deno.writeTextFileSync(this.marker, "crashed");
+            throw new Error("injected engine crash");
+          }
+        }
+        return super.step(action);
+      }
+    }
+    register({ id: "CrashOnceCartPole-v0", create: (kw) => new CrashOnce(kw.marker), maxEpisodeSteps: 500 });
+  `;
+  return `data:application/javascript;base64,${btoa(source)}`;
+}
+
+Deno.test("a rollout worker whose env throws is restarted and training continues", async () => {
+  const dir = tempDir();
+  const marker = `${dir}/crashed`;
+  const original = console.error;
+  const errors: string[] = [];
+  console.error = (...args: unknown[]) => errors.push(args.join(" "));
+  try {
+    const result = await trainAppo({
+      envId: "CrashOnceCartPole-v0",
+      envKwargs: { marker },
+      envModules: [crashEnvModule()],
+      numWorkers: 2,
+      numEnvsPerWorker: 2,
+      rollout: 16,
+      batchSize: 64,
+      rnnSize: 0,
+      mlpLayers: [16],
+      totalFrames: 4000,
+      runDir: `${dir}/run`,
+      tensorboard: false,
+      handleSignals: false,
+      checkpointIntervalS: 0,
+    });
+    assert.equal(result.workerRestarts, 1);
+    assert.ok(result.frames >= 4000);
+    assert.ok(result.version > 0);
+    assert.ok(errors.some((e) => e.includes("injected engine crash")), errors.join("\n"));
+    assert.ok(readMetrics(result.runDir).some((m) => m["perf/worker_restarts"] === 1));
+  } finally {
+    console.error = original;
+  }
+});
