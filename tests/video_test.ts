@@ -225,3 +225,29 @@ Deno.test("a missing encoder library is reported with every path tried and the i
   assert.match(err, /\/nonexistent\/libarcadia_video\.so \(ARCADIA_VIDEO_LIB\): not found/);
   assert.match(err, /apt-get install -y libx264-dev/);
 });
+
+Deno.test("ensureVideoEncoder builds the shim into an empty cache once, then reuses it", () => {
+  const cache = Deno.makeTempDirSync();
+  const script = `import { ensureVideoEncoder, loadVideoLibrary } from "${new URL(
+    "../envs/video/provision.ts",
+    import.meta.url,
+  )}";
+    const first = await ensureVideoEncoder();
+    const built = Deno.statSync(first).mtime?.getTime();
+    const second = await ensureVideoEncoder();
+    console.log(JSON.stringify({ first, second, same: Deno.statSync(second).mtime?.getTime() === built,
+      abi: loadVideoLibrary().symbols.arc_video_abi() }));`;
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    env: { ARCADIA_CACHE: cache, ARCADIA_QUIET: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.ok(result.first.startsWith(`${cache}/video/`) && result.first.endsWith("/libarcadia_video.so"));
+  assert.equal(result.second, result.first);
+  assert.equal(result.same, true);
+  assert.equal(result.abi, 1);
+  Deno.removeSync(cache, { recursive: true });
+});

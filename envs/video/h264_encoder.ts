@@ -22,6 +22,11 @@ export interface H264EncoderOptions {
   threads?: number;
 }
 
+/** Frees encoders that were never closed: a backstop only, `close()` is the contract. */
+const leaked = new FinalizationRegistry<{ lib: VideoLibrary; handle: NonNullable<Deno.PointerValue> }>(
+  ({ lib, handle }) => lib.symbols.arc_video_close(handle),
+);
+
 /** One encoded frame. */
 export interface EncodedFrame {
   /** The access unit: NAL units each prefixed with a 4-byte big-endian length (AVCC). Owned by the caller. */
@@ -94,6 +99,7 @@ export class H264Encoder {
       throw new Error(`H264Encoder: cannot open x264 for ${width}x${height} at ${fps} fps: ${error}`);
     }
     this.#handle = handle;
+    leaked.register(this, { lib: this.#lib, handle }, this);
     this.codedWidth = s.arc_video_coded_width(handle);
     this.codedHeight = s.arc_video_coded_height(handle);
     const headers = this.#take(s.arc_video_headers(handle), "headers");
@@ -130,6 +136,7 @@ export class H264Encoder {
   /** Frees the encoder. Safe to call twice. */
   close(): void {
     if (this.#handle === null) return;
+    leaked.unregister(this);
     this.#lib.symbols.arc_video_close(this.#handle);
     this.#handle = null;
   }

@@ -146,32 +146,32 @@ static int32_t arc_emit(arc_video *v, int size, x264_nal_t *nals, int n, const x
   return size;
 }
 
-static inline uint8_t clamp8(int x) { return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x); }
+/* BT.601 limited range; the results stay within [16, 240] for any 8-bit input, so no clamping is needed. */
+#define ARC_Y(p) (uint8_t)((((66 * (p)[0] + 129 * (p)[1] + 25 * (p)[2] + 128) >> 8) + 16))
 
-/* RGB24 (tightly packed rows) to I420, BT.601 limited range, chroma from the mean of each 2x2 block. */
+/* RGB24 (tightly packed rows) to I420, chroma from the mean of each 2x2 block. Two rows per pass; padding of an
+ * odd-sized frame repeats its last row/column. */
 static void rgb_to_i420(arc_video *v, const uint8_t *rgb) {
   const int sw = v->src_width, sh = v->src_height;
-  uint8_t *py = v->pic.img.plane[0], *pu = v->pic.img.plane[1], *pv = v->pic.img.plane[2];
+  const size_t row = (size_t)sw * 3;
   const int sy = v->pic.img.i_stride[0], su = v->pic.img.i_stride[1], sv = v->pic.img.i_stride[2];
   for (int y = 0; y < v->height; y += 2) {
+    const uint8_t *s0 = rgb + (size_t)(y < sh ? y : sh - 1) * row;
+    const uint8_t *s1 = rgb + (size_t)(y + 1 < sh ? y + 1 : sh - 1) * row;
+    uint8_t *y0 = v->pic.img.plane[0] + (size_t)y * sy, *y1 = y0 + sy;
+    uint8_t *pu = v->pic.img.plane[1] + (size_t)(y / 2) * su, *pv = v->pic.img.plane[2] + (size_t)(y / 2) * sv;
     for (int x = 0; x < v->width; x += 2) {
-      int rs = 0, gs = 0, bs = 0;
-      for (int dy = 0; dy < 2; dy++) {
-        /* Padding repeats the last row/column of an odd-sized frame. */
-        const int ry = y + dy < sh ? y + dy : sh - 1;
-        for (int dx = 0; dx < 2; dx++) {
-          const int rx = x + dx < sw ? x + dx : sw - 1;
-          const uint8_t *px = rgb + ((size_t)ry * sw + rx) * 3;
-          const int r = px[0], g = px[1], b = px[2];
-          py[(size_t)(y + dy) * sy + x + dx] = clamp8(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16);
-          rs += r;
-          gs += g;
-          bs += b;
-        }
-      }
-      const int r = (rs + 2) >> 2, g = (gs + 2) >> 2, b = (bs + 2) >> 2;
-      pu[(size_t)(y / 2) * su + x / 2] = clamp8(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128);
-      pv[(size_t)(y / 2) * sv + x / 2] = clamp8(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128);
+      const int xa = x * 3, xb = (x + 1 < sw ? x + 1 : sw - 1) * 3;
+      const uint8_t *a0 = s0 + xa, *b0 = s0 + xb, *a1 = s1 + xa, *b1 = s1 + xb;
+      y0[x] = ARC_Y(a0);
+      y0[x + 1] = ARC_Y(b0);
+      y1[x] = ARC_Y(a1);
+      y1[x + 1] = ARC_Y(b1);
+      const int r = (a0[0] + b0[0] + a1[0] + b1[0] + 2) >> 2;
+      const int g = (a0[1] + b0[1] + a1[1] + b1[1] + 2) >> 2;
+      const int b = (a0[2] + b0[2] + a1[2] + b1[2] + 2) >> 2;
+      pu[x / 2] = (uint8_t)(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128);
+      pv[x / 2] = (uint8_t)(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128);
     }
   }
 }
