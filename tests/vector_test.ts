@@ -122,6 +122,24 @@ Deno.test("sync and worker backends agree for uint8 observations with MultiDiscr
   assertAllWorkersTerminated();
 });
 
+Deno.test("envs implementing ObservationTarget write into the shared buffer, with the same results", async () => {
+  for (const obs of ["float32", "uint8"] as const) {
+    using copying = new SyncVectorEnv("VectorTest-v0", { numEnvs: 3, kwargs: { obs } });
+    using inPlace = new SyncVectorEnv("VectorTest-v0", { numEnvs: 3, kwargs: { obs, inPlace: true } });
+    await using workers = await testWorkers(3, { numWorkers: 2 }, { obs, inPlace: true });
+    const unwrapped = inPlace.envs[2].unwrapped as VectorTestEnv;
+    assert.equal(unwrapped.observationTarget?.buffer, inPlace.buffer, "env 2 got a view of the vector buffer");
+    assert.equal(
+      unwrapped.observationTarget?.byteOffset,
+      inPlace.buffers.observations.byteOffset + 2 * OBS * (obs === "uint8" ? 1 : 4),
+    );
+    assert.equal((copying.envs[2].unwrapped as VectorTestEnv).observationTarget, undefined);
+    await assertSameTrajectories(copying, inPlace, 40, discreteActions(3));
+    await assertSameTrajectories(copying, workers, 40, discreteActions(3));
+  }
+  assertAllWorkersTerminated();
+});
+
 Deno.test("CartPole-v1: sync and worker backends agree", async () => {
   {
     using sync = new SyncVectorEnv("CartPole-v1", { numEnvs: 5 });

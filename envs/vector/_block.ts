@@ -18,6 +18,47 @@ export function envError(index: number, phase: EnvPhase, cause: unknown, where =
   return new Error(`vector env: env ${index}${where} failed in ${phase}(): ${message}`, { cause });
 }
 
+/**
+ * Optional zero-copy protocol for envs whose observations are written by native code: a vector env hands each such
+ * env its own row of the (shared) observation buffer, and the env writes every later observation there and returns
+ * that row itself, so the frame is never copied. Vector envs call it on `env.unwrapped` when the unwrapped env's
+ * observation space has the vector env's size and dtype; wrappers on top may still return other arrays (those are
+ * copied into the row), and, as for any native env, must not keep a returned observation past the next call.
+ *
+ * @example
+ * ```ts
+ * import { Env, type ResetResult, type StepResult } from "../core.ts";
+ * import { Box, Discrete } from "../spaces.ts";
+ * import { type ObservationTarget, SyncVectorEnv } from "./mod.ts";
+ *
+ * class Screen extends Env<Uint8Array, number> implements ObservationTarget {
+ *   readonly observationSpace = new Box(0, 255, { shape: [2, 2], dtype: "uint8" });
+ *   readonly actionSpace = new Discrete(2);
+ *   #frame: Uint8Array = new Uint8Array(4); // native code would write here through a pointer
+ *   setObservationTarget(out: Uint8Array | Float32Array): void {
+ *     this.#frame = out as Uint8Array;
+ *   }
+ *   reset(): ResetResult<Uint8Array> {
+ *     this.#frame.fill(0);
+ *     return [this.#frame, {}];
+ *   }
+ *   step(action: number): StepResult<Uint8Array> {
+ *     this.#frame.fill(action * 255);
+ *     return [this.#frame, 0, false, false, {}];
+ *   }
+ * }
+ *
+ * using envs = new SyncVectorEnv([() => new Screen(), () => new Screen()]);
+ * envs.resetSync();
+ * const [obs] = envs.stepSync([0, 1]);
+ * console.assert(obs[0] === 0 && obs[4] === 255); // Screen 1 wrote row 1 of the vector env's buffer itself
+ * ```
+ */
+export interface ObservationTarget {
+  /** From now on, write every observation into `out` (a view of `observationSpace.size` elements) and return it. */
+  setObservationTarget(out: Uint8Array | Float32Array): void;
+}
+
 /** Steps envs `[start, start + envs.length)` of a vector env. */
 export class EnvBlock {
   /** Global index of the first env. */
@@ -33,6 +74,8 @@ export class EnvBlock {
   /** Running episode return/length; published to the buffers only when an episode ends. */
   readonly #runningReturn: Float64Array;
   readonly #runningLength: Int32Array;
+  /** Each env's row of `observations`, handed to envs implementing `ObservationTarget`. */
+  readonly #rows: ObsArray[] = [];
 
   constructor(envs: Env<unknown, unknown>[], start: number, shape: VectorShape, buffers: VectorBuffers) {
     this.envs = envs;
@@ -45,6 +88,16 @@ export class EnvBlock {
       for (let j = 0; j < envs.length; j++) {
         const at = (start + j) * shape.actSize;
         this.#actionViews.push(buffers.actions.subarray(at, at + shape.actSize));
+      }
+    }
+    for (let j = 0; j < envs.length; j++) {
+      const at = (start + j) * shape.obsSize;
+      const row = buffers.observations.subarray(at, at + shape.obsSize);
+      this.#rows.push(row);
+      const inner = envs[j].unwrapped as Env<unknown, unknown> & Partial<ObservationTarget>;
+      const space = inner.observationSpace;
+      if (typeof inner.setObservationTarget === "function" && space.size === shape.obsSize) {
+        if (space.dtype === shape.obsDtype) inner.setObservationTarget(row);
       }
     }
   }
@@ -110,6 +163,7 @@ export class EnvBlock {
   }
 
   #writeObs(out: ObsArray, i: number, obs: unknown): void {
+    if (obs === this.#rows[i - this.start] && out === this.#buf.observations) return; // written in place
     const size = this.#shape.obsSize;
     const o = obs as ArrayLike<number>;
     if (o === null || typeof o !== "object" || o.length !== size) {

@@ -29,6 +29,8 @@ export interface VectorTestOptions {
   stepDelayMs?: number;
   /** Only the env reset with this seed is slow (default: all, when `stepDelayMs` is set). */
   slowSeed?: number;
+  /** Implement `ObservationTarget`: write observations into the vector env's buffer. */
+  inPlace?: boolean;
 }
 
 /**
@@ -52,6 +54,9 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
   #t = 0;
   #episode = 0;
   #crashed = false;
+  #target?: Float32Array | Uint8Array;
+  /** `ObservationTarget`, only with `inPlace` (a method that is absent otherwise). */
+  readonly setObservationTarget?: (out: Float32Array | Uint8Array) => void;
 
   constructor(options: VectorTestOptions = {}) {
     super();
@@ -64,6 +69,12 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
       : options.actions === "box"
       ? new Box(-1, 1, { shape: [2] })
       : new Discrete(3);
+    if (options.inPlace) this.setObservationTarget = (out) => this.#target = out;
+  }
+
+  /** The buffer the env writes observations into (`inPlace`), if a vector env gave it one. */
+  get observationTarget(): Float32Array | Uint8Array | undefined {
+    return this.#target;
   }
 
   reset(options: ResetOptions = {}): ResetResult<Float32Array | Uint8Array> {
@@ -104,7 +115,9 @@ export class VectorTestEnv extends Env<Float32Array | Uint8Array, unknown> {
 
   #observe(sum: number, noise: number): Float32Array | Uint8Array {
     const values = [this.#seed, this.#t, this.#episode, sum, noise * 100];
-    return this.#options.obs === "uint8" ? Uint8Array.from(values, (v) => v & 255) : Float32Array.from(values);
+    const out = this.#target ?? (this.#options.obs === "uint8" ? new Uint8Array(5) : new Float32Array(5));
+    for (let k = 0; k < 5; k++) out[k] = this.#options.obs === "uint8" ? values[k] & 255 : values[k];
+    return out;
   }
 }
 

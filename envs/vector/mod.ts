@@ -34,6 +34,7 @@ export type {
   VectorStepResult,
 } from "./vector_env.ts";
 export { batchSpace } from "./_layout.ts";
+export type { ObservationTarget } from "./_block.ts";
 export { type EnvFactory, SyncVectorEnv, type SyncVectorEnvOptions } from "./sync_vector_env.ts";
 export { WorkerVectorEnv, type WorkerVectorEnvOptions } from "./worker_vector_env.ts";
 export { makeVectorEnv, type MakeVectorEnvOptions } from "./make_vector_env.ts";
