@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import { checkEnv } from "../envs/checker.ts";
+import { make } from "../envs/registry.ts";
+import { Box, Dict, Discrete, MultiDiscrete } from "../envs/spaces.ts";
+import { WorkerVectorEnv } from "../envs/vector/mod.ts";
+import { DOOM_SPECS, DoomEnv, type DoomObservation, ensureVizdoom, findEnginePids } from "../envs/vizdoom/mod.ts";
+
+// Provisions through the same code path as users: the first run builds, later runs hit the cache.
+await ensureVizdoom();
+
+function processAlive(pid: number): boolean {
+  try {
+    // A zombie (killed, not yet reaped by its parent thread) counts as dead.
+    return !/^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(what: string, ok: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function copy(obs: DoomObservation): unknown {
+  if (obs instanceof Uint8Array) return obs.slice();
+  return Object.fromEntries(Object.entries(obs).map(([k, v]) => [k, v.slice()]));
+}
+
+/** Same seed, same actions: returns copies of every observation and reward. */
+function rollout(env: DoomEnv, seed: number, steps: number) {
+  const actions = new Discrete((env.actionSpace as Discrete).n);
+  actions.seed(seed);
+  const obs = [copy(env.reset({ seed })[0])], rewards: number[] = [];
+  for (let t = 0; t < steps; t++) {
+    const [o, r, terminated, truncated] = env.step(actions.sample());
+    obs.push(copy(o));
+    rewards.push(r);
+    if (terminated || truncated) obs.push(copy(env.reset()[0]));
+  }
+  return { obs, rewards };
+}
+
+for (const id of ["doom_basic", "doom_health_gathering_supreme", "doom_defend_the_center"]) {
+  Deno.test(`${id} passes checkEnv`, () => {
+    checkEnv(make(id), { steps: 60 });
+  });
+}
+
+Deno.test("the first six Sample Factory specs build with 3x72x128 CHW observations and their action spaces", () => {
+  const expected: Record<string, string> = {
+    doom_basic: "Discrete(4)",
+    doom_two_colors_easy: "MultiDiscrete([3,3])",
+    doom_health_gathering_supreme: "Discrete(5)",
+    doom_defend_the_center: "MultiDiscrete([3,2])",
+    doom_defend_the_line: "MultiDiscrete([3,2])",
+    doom_deadly_corridor: "MultiDiscrete([3,3,3,2])",
+  };
+  for (const [id, space] of Object.entries(expected)) {
+    using env = make(id);
+    assert.equal(String(env.actionSpace), space, id);
+    assert.deepEqual(env.observationSpace.shape, [3, 72, 128], id);
+    const [obs] = env.reset({ seed: 1 });
+    const [, reward] = env.step(env.actionSpace.sample());
+    assert.ok(obs instanceof Uint8Array && Number.isFinite(reward), id);
+  }
+  assert.ok(DOOM_SPECS.length >= 6);
+});
+
+Deno.test("same seed and actions give identical observations and rewards, also in a second env", () => {
+  using a = new DoomEnv("basic", { resize: [128, 72], frameskip: 4 });
+  const first = rollout(a, 7, 120), second = rollout(a, 7, 120);
+  assert.deepEqual(second.rewards, first.rewards);
+  assert.deepEqual(second.obs, first.obs);
+  using b = new DoomEnv("basic", { resize: [128, 72], frameskip: 4 });
+  const third = rollout(b, 7, 120);
+  assert.deepEqual(third.rewards, first.rewards);
+  assert.deepEqual(third.obs, first.obs);
+  const other = rollout(b, 8, 120);
+  assert.notDeepEqual(other.obs, first.obs);
+});
+
+Deno.test("observations are views of one preallocated buffer, rewritten in place each step", () => {
+  using env = new DoomEnv("basic", { screenFormat: "GRAY8" });
+  const [obs] = env.reset({ seed: 0 });
+  assert.deepEqual(env.observationSpace.shape, [1, 120, 160]);
+  const before = (obs as Uint8Array).slice();
+  let next: DoomObservation = obs;
+  for (let t = 0; t < 5; t++) [next] = env.step(1);
+  assert.equal(next, obs);
+  assert.notDeepEqual((obs as Uint8Array).slice(), before);
+});
+
+Deno.test("HWC layout holds the same pixels as CHW, and render() gives the RGB frame", () => {
+  using chw = new DoomEnv("basic", {});
+  using hwc = new DoomEnv("basic", { layout: "HWC" });
+  const [a] = chw.reset({ seed: 3 }), [b] = hwc.reset({ seed: 3 });
+  const [x, y] = [a as Uint8Array, b as Uint8Array];
+  const plane = 160 * 120;
+  for (const i of [0, 777, 5000, plane - 1]) {
+    for (let c = 0; c < 3; c++) assert.equal(x[c * plane + i], y[i * 3 + c]);
+  }
+  const frame = chw.render();
+  assert.ok(frame);
+  assert.equal(frame.width, 160);
+  assert.deepEqual(frame.data, y);
+});
+
+Deno.test("depth, labels, automap and game variables come as a Dict observation", () => {
+  const env = new DoomEnv("health_gathering_supreme", {
+    resize: [64, 48],
+    depth: true,
+    labels: true,
+    automap: true,
+    observeGameVariables: true,
+    frameskip: 2,
+  });
+  assert.ok(env.observationSpace instanceof Dict);
+  const [obs, info] = env.reset({ seed: 1 });
+  const o = obs as Record<string, Uint8Array | Float32Array>;
+  assert.deepEqual(Object.keys(o).sort(), ["automap", "depth", "gamevariables", "labels", "screen"]);
+  assert.equal(o.depth.length, 64 * 48);
+  assert.equal(o.gamevariables[0], info.HEALTH);
+  assert.ok(o.gamevariables[0] > 0 && o.gamevariables[0] <= 100);
+  checkEnv(env, { steps: 20, checkStepBeforeReset: false });
+});
+
+Deno.test("multi-discrete and box actions drive the buttons (delta buttons included)", () => {
+  using md = new DoomEnv("defend_the_center", { actionSpace: { kind: "multi_discrete", groups: [3, 2] } });
+  assert.ok(md.actionSpace instanceof MultiDiscrete);
+  md.reset({ seed: 0 });
+  md.step(Int32Array.of(2, 1));
+  using box = new DoomEnv("basic", {
+    buttons: ["ATTACK", "TURN_LEFT_RIGHT_DELTA"],
+    actionSpace: { kind: "box", deltaScale: 10 },
+    gameVariables: ["ANGLE"],
+  });
+  assert.ok(box.actionSpace instanceof Box);
+  assert.deepEqual(box.buttons, ["ATTACK", "TURN_LEFT_RIGHT_DELTA"]);
+  const [, info0] = box.reset({ seed: 0 });
+  const [, , , , info1] = box.step(Float32Array.of(0, 1));
+  assert.notEqual(info1.ANGLE, info0.ANGLE);
+});
+
+Deno.test("a missing scenario names the path tried and the scenarios available", () => {
+  assert.throws(
+    () => new DoomEnv("no_such_scenario"),
+    (e: Error) => /no scenario config at .*no_such_scenario\.cfg/.test(e.message) && /basic/.test(e.message),
+  );
+  assert.throws(() => new DoomEnv("/nowhere/x.cfg"), /no scenario config at \/nowhere\/x\.cfg/);
+});
+
+Deno.test("an action outside the action space throws a RangeError", () => {
+  using env = make("doom_basic");
+  env.reset({ seed: 0 });
+  assert.throws(() => env.step(4), RangeError);
+  assert.throws(() => env.step(-1), RangeError);
+  assert.throws(() => env.step(1.5), RangeError);
+  using md = make("doom_defend_the_center");
+  md.reset({ seed: 0 });
+  assert.throws(() => md.step(Int32Array.of(3, 0)), RangeError);
+  assert.throws(() => md.step(Int32Array.of(0)), RangeError);
+});
+
+Deno.test("step() before reset() and after an episode ends says to call reset()", () => {
+  using env = new DoomEnv("basic", { frameskip: 4, episodeTimeout: 20 });
+  assert.throws(() => env.step(0), /call reset\(\)/);
+  env.reset({ seed: 0 });
+  let truncated = false;
+  for (let t = 0; t < 10 && !truncated; t++) [, , , truncated] = env.step(0);
+  assert.ok(truncated, "the 20-tic timeout ends the episode as truncated");
+  assert.throws(() => env.step(0), /call reset\(\)/);
+  env.reset();
+  env.step(0);
+});
+
+Deno.test("killing the engine mid-episode gives a clear error from step(), and a new env works afterwards", () => {
+  const env = new DoomEnv("basic");
+  env.reset({ seed: 0 });
+  env.step(1);
+  const pid = env.enginePid;
+  assert.ok(pid && processAlive(pid), "the engine runs");
+  Deno.kill(pid, "SIGKILL");
+  assert.throws(() => {
+    for (let t = 0; t < 100; t++) env.step(1);
+  }, /step\(\) failed: .*(unexpected|exit|crash|not running)/i);
+  env.close();
+  env.close();
+  using fresh = new DoomEnv("basic");
+  fresh.reset({ seed: 0 });
+  fresh.step(2);
+});
+
+Deno.test("close() stops the engine: no orphan engine processes", async () => {
+  const before = new Set(findEnginePids());
+  const env = new DoomEnv("basic");
+  const pid = env.enginePid!;
+  assert.ok(!before.has(pid) && processAlive(pid));
+  env.close();
+  await waitUntil(`engine ${pid} exits`, () => !processAlive(pid));
+  assert.equal(env.enginePid, undefined);
+  assert.throws(() => env.reset(), /closed env/);
+});
+
+Deno.test("engines die with their Deno process, even on SIGKILL", async () => {
+  const script = `
+    import { DoomEnv } from ${JSON.stringify(new URL("../envs/vizdoom/mod.ts", import.meta.url).href)};
+    const env = new DoomEnv("basic");
+    env.reset({ seed: 0 });
+    console.log(env.enginePid);
+    await new Promise(() => {});
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const pid = Number(text.trim());
+  assert.ok(pid > 0 && processAlive(pid), `the child's engine runs (got "${text.trim()}")`);
+  child.kill("SIGKILL");
+  await child.status;
+  await reader.cancel();
+  await waitUntil(`engine ${pid} dies with its owner`, () => !processAlive(pid));
+});
+
+Deno.test("Worker vector envs build Doom envs with make() inside Workers and close their engines", async () => {
+  const before = new Set(findEnginePids());
+  const vec = await WorkerVectorEnv.create("doom_basic", {
+    numEnvs: 2,
+    numWorkers: 2,
+    envModules: [new URL("../envs/vizdoom/mod.ts", import.meta.url)],
+  });
+  try {
+    await vec.reset({ seed: 0 });
+    const actions = vec.buffers.actions;
+    for (let t = 0; t < 20; t++) {
+      actions[0] = t % 4, actions[1] = (t + 1) % 4;
+      vec.send();
+      await vec.recv();
+    }
+    assert.equal(findEnginePids().filter((p) => !before.has(p)).length, 2);
+  } finally {
+    await vec.close();
+  }
+  await waitUntil("the Workers' engines exit", () => findEnginePids().every((p) => before.has(p)));
+});
