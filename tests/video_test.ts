@@ -161,6 +161,17 @@ Deno.test("H264Encoder returns one keyframe-first access unit per frame, in orde
   assert.throws(() => enc.flush(), /after close/);
 });
 
+Deno.test("H264Encoder reads frames in place from views into a SharedArrayBuffer (a vector env's slots)", () => {
+  const frame = 24 * 16 * 3;
+  const shared = new Uint8Array(new SharedArrayBuffer(7 + 2 * frame));
+  shared.set(pattern(24, 16, 0), 7);
+  shared.set(pattern(24, 16, 1), 7 + frame);
+  using enc = new H264Encoder(24, 16);
+  const out = [enc.encode(shared.subarray(7, 7 + frame)), enc.encode(shared.subarray(7 + frame))];
+  const frames = [...out.filter((f) => f !== undefined), ...enc.flush()];
+  assert.deepEqual(frames.map((f) => f.index), [0, 1]);
+});
+
 Deno.test("RecordVideo writes one playable MP4 per triggered CartPole episode", () => {
   const dir = Deno.makeTempDirSync();
   const lengths: number[] = [];
