@@ -70,13 +70,18 @@ export class Module {
     return this.train(false);
   }
 
-  /** Copy parameter values from another module with the same structure (e.g. a DQN target network). */
-  copyFrom(other: Module): void {
+  /**
+   * Copy parameter values from a module with the same structure (DQN target network sync), or with `tau` blend
+   * them in: `p = tau · q + (1 − tau) · p` (Polyak averaging).
+   */
+  copyFrom(other: Module, options: { tau?: number } = {}): void {
     const src = new Map(other.namedParameters());
+    const tau = options.tau ?? 1;
     for (const [name, p] of this.namedParameters()) {
       const q = src.get(name);
       if (!q || q.size !== p.size) throw new Error(`copyFrom: no parameter '${name}' of shape [${p.shape}] in source`);
-      p.data.set(q.data);
+      if (tau === 1) p.data.set(q.data);
+      else for (let i = 0; i < p.size; i++) p.data[i] = tau * q.data[i] + (1 - tau) * p.data[i];
     }
   }
 }

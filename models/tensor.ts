@@ -9,6 +9,7 @@
  */
 
 import type { Backend } from "./primitives.ts";
+import type { Rng } from "./rng.ts";
 import { shapeSize } from "./primitives.ts";
 import { cpuBackend } from "./backends/cpu.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
@@ -395,4 +396,37 @@ export function ones(shape: readonly number[], options: TensorOptions = {}): Ten
 /** A scalar (shape `[]`) tensor. */
 export function scalar(value: number): Tensor {
   return new Tensor(new Float32Array([value]), []);
+}
+
+/**
+ * Standard-normal samples from a seeded generator.
+ *
+ * @example
+ * ```ts
+ * import { randn, Rng } from "./mod.ts";
+ * const noise = randn([2, 3], new Rng(0));
+ * ```
+ */
+export function randn(shape: readonly number[], rng: Rng, options: TensorOptions = {}): Tensor {
+  const t = zeros(shape, options);
+  for (let i = 0; i < t.size; i++) t.data[i] = rng.normal();
+  return t;
+}
+
+/** Uniform samples in `[lo, hi)` (default `[0, 1)`) from a seeded generator. */
+export function rand(
+  shape: readonly number[],
+  rng: Rng,
+  options: TensorOptions & { lo?: number; hi?: number } = {},
+): Tensor {
+  const t = zeros(shape, options);
+  const lo = options.lo ?? 0, hi = options.hi ?? 1;
+  for (let i = 0; i < t.size; i++) t.data[i] = rng.range(lo, hi);
+  return t;
+}
+
+/** `[start, start + 1, …, end − 1]` (or with `step`) as a 1-D tensor. */
+export function arange(start: number, end: number, step = 1): Tensor {
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  return new Tensor(Float32Array.from({ length: n }, (_, i) => start + i * step), [n]);
 }

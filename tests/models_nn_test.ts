@@ -29,6 +29,7 @@ import {
   slice,
   smoothL1Loss,
   sum,
+  Tanh,
   Tensor,
   tensor,
   transpose,
@@ -269,4 +270,34 @@ Deno.test("DiagGaussian logProb/entropy match torch.distributions.Normal summed 
   close(d.logProb(t(f.x)).data, f.normal_log_prob.data, 1e-5, "logProb");
   close(d.entropy().data, f.normal_entropy.data, 1e-5, "entropy");
   assert.deepEqual(d.sample(new Rng(1)).shape, [3, 2]);
+});
+
+Deno.test("training a small MLP with Adam drives the loss down (end-to-end autograd + optimizer)", () => {
+  const rng = new Rng(7);
+  const net = new Sequential([new Linear(2, 32, { rng }), new Tanh(), new Linear(32, 1, { rng })]);
+  const opt = new Adam(net.parameters(), { lr: 0.01 });
+  const xs = tensor(Float32Array.from({ length: 128 }, () => rng.range(-1, 1)), { shape: [64, 2] });
+  const ys = tensor(Float32Array.from({ length: 64 }, (_, i) => xs.data[2 * i] * xs.data[2 * i + 1]), {
+    shape: [64, 1],
+  });
+  let first = 0, last = 0;
+  for (let step = 0; step < 300; step++) {
+    opt.zeroGrad();
+    const loss = mseLoss(net.forward(xs), ys);
+    loss.backward();
+    opt.step();
+    if (step === 0) first = loss.item();
+    last = loss.item();
+  }
+  assert.ok(last < first / 10, `loss went from ${first} to ${last}`);
+});
+
+Deno.test("copyFrom copies (target network) and blends with tau (Polyak)", () => {
+  const a = new Linear(3, 2, { rng: new Rng(1) }), b = new Linear(3, 2, { rng: new Rng(2) });
+  const before = b.weight.toArray();
+  b.copyFrom(a, { tau: 0.25 });
+  b.weight.data.forEach((v, i) => assert.ok(Math.abs(v - (0.25 * a.weight.data[i] + 0.75 * before[i])) < 1e-6));
+  b.copyFrom(a);
+  assert.deepEqual(b.weight.toArray(), a.weight.toArray());
+  assert.throws(() => b.copyFrom(new Linear(4, 2)), /copyFrom: no parameter 'weight' of shape \[2,3\]/);
 });
