@@ -13,3 +13,4 @@ export * from "./checker.ts";
 export * from "./wrappers/mod.ts";
 export * from "./classic/mod.ts";
 export * from "./vector/mod.ts";
+export * from "./video/mod.ts";

@@ -2,7 +2,7 @@
  * Test-suite set-up, run by `deno task test` before `deno test`: everything a fresh machine needs for the whole
  * suite, installed by the project's own code and cached, so the one test command works on a new machine.
  *
- * - Debian packages: OpenBLAS (CPU backend), Mesa's lavapipe (WebGPU on CPU), ffmpeg (ffprobe checks videos).
+ * - Debian packages: OpenBLAS (CPU backend), Mesa's lavapipe (WebGPU on CPU), x264 + ffmpeg (videos, ffprobe checks).
  * - A Python venv in the cache with the reference packages the cross-checks read our files with (safetensors,
  *   numpy, tensorboard). The tests find it through `tests/_python.ts`.
  * - The native envs (ALE, ViZDoom), provisioned once here so parallel test files don't queue on the build lock.
@@ -11,6 +11,7 @@
  */
 
 import { cacheRoot, ensureSystemPackages, exists, run, say, withLock } from "../envs/_native/provision.ts";
+import { ensureVideoEncoder, VIDEO_PACKAGES } from "../envs/video/provision.ts";
 import { pythonPath } from "./_python.ts";
 
 const PYTHON_PACKAGES = ["numpy==2.3.4", "safetensors==0.6.2", "tensorboard==2.20.0"];
@@ -20,7 +21,9 @@ async function setupSystem(): Promise<void> {
     { deb: "libopenblas0-pthread", provides: "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0" },
     { deb: "mesa-vulkan-drivers", provides: "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json" },
     { deb: "ffmpeg", provides: "/usr/bin/ffprobe" },
+    ...VIDEO_PACKAGES,
   ], "the test suite");
+  await ensureVideoEncoder();
 }
 
 async function setupPython(): Promise<void> {
