@@ -413,14 +413,12 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
   const KHq = KH / sh, KWq = KW / sw;
   const Cq = C * sh * sw, G = Hq * Wq, NG = N * G;
   const L = NG - ((KHq - 1) * Wq + (KWq - 1)); // columns whose shifted reads stay inside S
-  const CKK = Cq * KHq * KWq;
-  const colShape = [Cq, KHq, KWq, L];
-  const colSrcStrides = [NG, Wq, 1, 1];
+  const CKK = C * KH * KW;
+  // Unfolded rows in the weight's own order (c, kh = di·sh + u, kw = dj·sw + v): row = S[(c, u, v)] shifted by
+  // di·Wq + dj, so the weight needs no reorganisation and dW accumulates straight into its gradient.
+  const colShape = [C, KHq, sh, KWq, sw, L];
+  const colSrcStrides = [sh * sw * NG, Wq, sw * NG, 1, NG, 1];
   const colStrides = contiguousStrides(colShape);
-  // Weight reorganised to [O, C, sh, sw, KHq, KWq] (= [O, CKK]) from [O, C, KHq·sh+u, KWq·sw+v].
-  const wShape = [O, C, sh, sw, KHq, KWq];
-  const wSrcStrides = [C * KH * KW, KH * KW, KW, 1, sh * KW, sw];
-  const wStrides = contiguousStrides(wShape);
   // Output extraction: Y[o, n·G + i·Wq + j] → out[n, o, i, j].
   const yShape = [N, O, OH, OW];
   const ySrcStrides = [G, L, Wq, 1];
@@ -430,11 +428,9 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
   spaceToDepth(x.data, g, Hq, Wq, S, false);
   const col = takeBuffer(CKK * L, false);
   be.copyStrided(S, 0, colSrcStrides, colShape, col, 0, colStrides, false);
-  const wq = takeBuffer(O * CKK, false);
-  be.copyStrided(weight.data, 0, wSrcStrides, wShape, wq, 0, wStrides, false);
   const Y = takeBuffer(O * L, false);
   if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, L], Y, 0, [L, 1], false);
-  be.gemm(false, false, O, L, CKK, 1, wq, col, bias ? 1 : 0, Y);
+  be.gemm(false, false, O, L, CKK, 1, weight.data, col, bias ? 1 : 0, Y);
   const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
   be.copyStrided(Y, 0, ySrcStrides, yShape, out.data, 0, yStrides, false);
   releaseBuffer(S);
@@ -443,16 +439,11 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
     const dY = Y; // [O, L], zero except at valid output columns
     dY.fill(0);
     be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
-    if (weight.requiresGrad) {
-      const dwq = takeBuffer(O * CKK, false);
-      be.gemm(false, true, O, CKK, L, 1, dY, col, 0, dwq);
-      be.copyStrided(dwq, 0, wStrides, wShape, gradBuffer(weight), 0, wSrcStrides, true);
-      releaseBuffer(dwq);
-    }
+    if (weight.requiresGrad) be.gemm(false, true, O, CKK, L, 1, dY, col, 1, gradBuffer(weight));
     if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
       const dcol = takeBuffer(CKK * L, false);
-      be.gemm(true, false, CKK, L, O, 1, wq, dY, 0, dcol);
+      be.gemm(true, false, CKK, L, O, 1, weight.data, dY, 0, dcol);
       const dS = takeBuffer(Cq * NG, true);
       be.copyStrided(dcol, 0, colStrides, colShape, dS, 0, colSrcStrides, true);
       releaseBuffer(dcol);
@@ -461,7 +452,6 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
     }
   }, () => {
     releaseBuffer(col);
-    releaseBuffer(wq);
     releaseBuffer(Y);
   });
 }
