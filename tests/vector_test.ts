@@ -60,14 +60,20 @@ function snapshot(result: VectorStepResult) {
 }
 
 /** Steps both vector envs with the same action sequence (reseeding midway) and asserts identical results. */
-async function assertSameTrajectories(a: VectorEnv, b: VectorEnv, steps: number, sample: (t: number) => number[]) {
+async function assertSameTrajectories(
+  a: VectorEnv,
+  b: VectorEnv,
+  steps: number,
+  sample: (t: number) => number[],
+  syncApi = false,
+) {
   let ended = 0;
   for (const seed of [11, 200]) {
-    const [oa] = await a.reset({ seed }), [ob] = await b.reset({ seed });
+    const [oa] = await a.reset({ seed }), [ob] = syncApi ? b.resetSync({ seed }) : await b.reset({ seed });
     assert.deepEqual(Array.from(oa), Array.from(ob));
     for (let t = 0; t < steps; t++) {
       const actions = sample(t);
-      const sa = snapshot(await a.step(actions)), sb = snapshot(await b.step(actions));
+      const sa = snapshot(await a.step(actions)), sb = snapshot(syncApi ? b.stepSync(actions) : await b.step(actions));
       assert.deepEqual(sa, sb, `step ${t} after reset({ seed: ${seed} })`);
       ended += sa.lengths.length;
     }
@@ -95,6 +101,11 @@ Deno.test("sync and worker backends give identical trajectories over many steps 
       await assertSameTrajectories(sync, workers, 60, discreteActions(n));
     });
   }
+  await t.step("7 envs, 2 workers, resetSync/stepSync", async () => {
+    using sync = new SyncVectorEnv("VectorTest-v0", { numEnvs: 7 });
+    await using workers = await testWorkers(7, { numWorkers: 2, wait: "async" }); // the sync API blocks regardless
+    await assertSameTrajectories(sync, workers, 60, discreteActions(7), true);
+  });
   assertAllWorkersTerminated();
 });
 

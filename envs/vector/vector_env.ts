@@ -1,9 +1,11 @@
 /**
  * The interface both vector backends implement (PufferLib/envpool style).
  *
- * - **One API, async.** `reset()`, `recv()` and `step()` return Promises in both backends, so code written against
- *   `VectorEnv` runs unchanged on `SyncVectorEnv` (one thread, for tests and debugging) and `WorkerVectorEnv` (Deno
- *   Workers). `SyncVectorEnv` also has `resetSync()`/`stepSync()` for code that wants no Promises at all.
+ * - **One API, async and sync.** `reset()`, `recv()` and `step()` return Promises in both backends, so code written
+ *   against `VectorEnv` runs unchanged on `SyncVectorEnv` (one thread, for tests and debugging) and
+ *   `WorkerVectorEnv` (Deno Workers). `resetSync()`, `recvSync()` and `stepSync()` do the same without Promises, also
+ *   in both backends: the Worker backend then blocks the calling thread in `Atomics.wait` (Deno allows it on the main
+ *   thread), which is also what its Promise versions do by default (`wait: "block"`).
  * - **Split phase.** `send(actions)` validates the actions and starts the step; `recv()` waits for it; `step(a)` is
  *   `send(a)` then `recv()`. Work placed between `send` and `recv` overlaps with the workers.
  * - **Zero copy.** Every returned array is a view of one preallocated buffer (a `SharedArrayBuffer` for the worker
@@ -121,6 +123,12 @@ export interface VectorEnv {
   recv(): Promise<VectorStepResult>;
   /** `send(actions)` then `recv()`. */
   step(actions?: ArrayLike<number>): Promise<VectorStepResult>;
+  /** `reset()` without the Promise (blocks until every env is reset). */
+  resetSync(options?: VectorResetOptions): VectorResetResult;
+  /** `recv()` without the Promise (blocks until the step is done). */
+  recvSync(): VectorStepResult;
+  /** `step()` without the Promise. */
+  stepSync(actions?: ArrayLike<number>): VectorStepResult;
   /** Closes every env (and terminates every Worker). Safe to call more than once. */
   close(): void;
   /** `using envs = ...` closes at the end of the scope. */

@@ -295,13 +295,16 @@ export class WorkerVectorEnv implements VectorEnv {
     return this.#state === "closed";
   }
 
+  resetSync(options: VectorResetOptions = {}): VectorResetResult {
+    this.#startReset(options);
+    this.#finishSync("reset");
+    return [this.buffers.observations, this.#infos];
+  }
+
   async reset(options: VectorResetOptions = {}): Promise<VectorResetResult> {
-    this.#assertOpen("reset");
-    if (this.#state === "sent") throw new Error("WorkerVectorEnv: call recv() for the step in flight before reset()");
-    this.#control.seed[0] = options.seed ?? NaN;
-    this.#command(RESET);
-    this.#state = "sent";
-    await this.#finish("reset");
+    this.#startReset(options);
+    if (this.#wait === "async") await this.#finishAsync("reset");
+    else this.#finishSync("reset");
     return [this.buffers.observations, this.#infos];
   }
 
@@ -314,11 +317,24 @@ export class WorkerVectorEnv implements VectorEnv {
     this.#state = "sent";
   }
 
-  async recv(): Promise<VectorStepResult> {
-    this.#assertOpen("recv");
-    if (this.#state !== "sent") throw new Error("WorkerVectorEnv: call send(actions) before recv()");
-    await this.#finish("step");
+  recvSync(): VectorStepResult {
+    this.#assertSent();
+    this.#finishSync("step");
     return this.#stepResult;
+  }
+
+  recv(): Promise<VectorStepResult> {
+    if (this.#wait === "async") return this.#recvAsync();
+    try {
+      return Promise.resolve(this.recvSync());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  stepSync(actions?: ArrayLike<number>): VectorStepResult {
+    this.send(actions);
+    return this.recvSync();
   }
 
   step(actions?: ArrayLike<number>): Promise<VectorStepResult> {
@@ -399,39 +415,86 @@ export class WorkerVectorEnv implements VectorEnv {
     }
   }
 
-  /** Runs the main thread's share, waits for the Workers, and turns any env error into a closed env + throw. */
-  async #finish(phase: "reset" | "step"): Promise<void> {
+  #startReset(options: VectorResetOptions): void {
+    this.#assertOpen("reset");
+    if (this.#state === "sent") throw new Error("WorkerVectorEnv: call recv() for the step in flight before reset()");
+    this.#control.seed[0] = options.seed ?? NaN;
+    this.#command(RESET);
+    this.#state = "sent";
+  }
+
+  async #recvAsync(): Promise<VectorStepResult> {
+    this.#assertSent();
+    await this.#finishAsync("step");
+    return this.#stepResult;
+  }
+
+  #assertSent(): void {
+    this.#assertOpen("recv");
+    if (this.#state !== "sent") throw new Error("WorkerVectorEnv: call send(actions) before recv()");
+  }
+
+  /** Runs the main thread's share of the command in flight (its error is reported after the Workers finish). */
+  #runMainBlock(phase: "reset" | "step"): void {
     const main = this.#mainBlock;
-    if (main) {
-      try {
-        if (phase === "step") main.step();
-        else main.reset(Number.isNaN(this.#control.seed[0]) ? undefined : this.#control.seed[0]);
-      } catch (e) {
-        this.#mainError = envError(main.current, phase, e, " (main thread)");
-      }
+    if (!main) return;
+    try {
+      if (phase === "step") main.step();
+      else main.reset(Number.isNaN(this.#control.seed[0]) ? undefined : this.#control.seed[0]);
+    } catch (e) {
+      this.#mainError = envError(main.current, phase, e, " (main thread)");
     }
+  }
+
+  /** Polls for `spinMicros` before sleeping: a wake-up costs more than a short spin when Workers are about done. */
+  #spin(): number {
     const ints = this.#control.ints;
     if (this.#spinMs > 0 && Atomics.load(ints, PENDING) !== 0) {
       const until = performance.now() + this.#spinMs;
       while (Atomics.load(ints, PENDING) !== 0 && performance.now() < until) { /* spin */ }
     }
-    let pending = Atomics.load(ints, PENDING);
+    return Atomics.load(ints, PENDING);
+  }
+
+  /** Finishes the command in flight, sleeping in `Atomics.wait` (blocks this thread). */
+  #finishSync(phase: "reset" | "step"): void {
+    this.#runMainBlock(phase);
+    const ints = this.#control.ints;
+    let pending = this.#spin();
     if (pending !== 0) {
       const deadline = performance.now() + this.#timeoutMs;
       while (pending !== 0) {
         const left = deadline - performance.now();
         if (left <= 0) break;
-        if (this.#wait === "async") {
-          const result = Atomics.waitAsync(ints, PENDING, pending, left);
-          if (result.async) await result.value;
-          // close() may run while this call awaits.
-          if (this.#state === "closed") throw new Error(`WorkerVectorEnv: close() was called during ${phase}()`);
-        } else {
-          Atomics.wait(ints, PENDING, pending, left);
-        }
+        Atomics.wait(ints, PENDING, pending, left);
         pending = Atomics.load(ints, PENDING);
       }
     }
+    this.#settle(phase, pending);
+  }
+
+  /** Finishes the command in flight, awaiting `Atomics.waitAsync` (the event loop runs meanwhile). */
+  async #finishAsync(phase: "reset" | "step"): Promise<void> {
+    this.#runMainBlock(phase);
+    const ints = this.#control.ints;
+    let pending = this.#spin();
+    if (pending !== 0) {
+      const deadline = performance.now() + this.#timeoutMs;
+      while (pending !== 0) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        const result = Atomics.waitAsync(ints, PENDING, pending, left);
+        if (result.async) await result.value;
+        // close() may run while this call awaits.
+        if (this.#state === "closed") throw new Error(`WorkerVectorEnv: close() was called during ${phase}()`);
+        pending = Atomics.load(ints, PENDING);
+      }
+    }
+    this.#settle(phase, pending);
+  }
+
+  /** After the wait: a timeout or an env error closes everything and throws; otherwise the env is ready. */
+  #settle(phase: "reset" | "step", pending: number): void {
     if (pending !== 0) {
       const error = this.#timeoutError(phase);
       this.#state = "ready"; // close() then skips waiting for the step again and closes the idle Workers' envs
