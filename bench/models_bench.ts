@@ -15,7 +15,7 @@ import {
   Sequential,
   square,
   sub,
-  Tensor,
+  type Tensor,
   tensor,
 } from "../models/mod.ts";
 import { gemm, rawBlasSgemm } from "../models/backends/cpu.ts";

@@ -30,7 +30,7 @@ import {
   smoothL1Loss,
   sum,
   Tanh,
-  Tensor,
+  type Tensor,
   tensor,
   transpose,
   zeros,

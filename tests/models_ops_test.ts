@@ -34,7 +34,7 @@ import {
   sub,
   sum,
   tanh,
-  Tensor,
+  type Tensor,
   tensor,
   where,
 } from "../models/mod.ts";
