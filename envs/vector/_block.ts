@@ -96,9 +96,8 @@ export class EnvBlock {
       this.#rows.push(row);
       const inner = envs[j].unwrapped as Env<unknown, unknown> & Partial<ObservationTarget>;
       const space = inner.observationSpace;
-      if (typeof inner.setObservationTarget === "function" && space.size === shape.obsSize) {
-        if (space.dtype === shape.obsDtype) inner.setObservationTarget(row);
-      }
+      const fits = space.size === shape.obsSize && space.dtype === shape.obsDtype;
+      if (fits && typeof inner.setObservationTarget === "function") inner.setObservationTarget(row);
     }
   }
 
