@@ -104,7 +104,8 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
     numWorkers: 2,
     numEnvsPerWorker: 8,
     totalFrames: 300_000,
-    stopAtReturn: 495,
+    stopAtReturn: 500,
+    logIntervalS: 1,
     rnnSize: 0,
     mlpLayers: [64, 64],
     nonlinearity: "tanh",
@@ -191,4 +192,15 @@ Deno.test("a rollout worker whose env throws is restarted and training continues
   } finally {
     console.error = original;
   }
+});
+
+Deno.test("an abort signal stops training cleanly with a final checkpoint that resumes", async () => {
+  const dir = tempDir();
+  const stopped = await trainAppo({ ...SMALL, totalFrames: 10_000_000, runDir: dir, signal: AbortSignal.timeout(500) });
+  assert.equal(stopped.stoppedBy, "signal");
+  assert.ok(stopped.frames < 10_000_000);
+  const resumed = await trainAppo({ ...SMALL, totalFrames: stopped.frames + 200, resume: dir });
+  assert.equal(resumed.runDir, dir);
+  assert.ok(resumed.frames >= stopped.frames + 200);
+  assert.ok(resumed.version >= stopped.version);
 });

@@ -21,6 +21,7 @@ import {
   writeFileAtomic,
 } from "../../models/mod.ts";
 import { MetricsLogger } from "../logger.ts";
+import { prepareRunDir, resolveResume, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
 import { Inference } from "./inference.ts";
 import { Learner, type LearnerStats } from "./learner.ts";
 import { ActorCritic } from "./model.ts";
@@ -122,7 +123,7 @@ export interface AppoOptions {
   seed: number;
   /** Run every role in this thread (deterministic; for debugging and tests). */
   serial: boolean;
-  /** Run directory (metrics, checkpoints); default `runs/<env>__appo__<seed>__<unix time>`. */
+  /** Run directory (metrics, checkpoints); default `runs/<env>__appo__<seed>__<unix time>` (CleanRL's run name). */
   runDir?: string;
   /** Seconds between metric log lines. */
   logIntervalS: number;
@@ -132,8 +133,10 @@ export interface AppoOptions {
   tensorboard: boolean;
   /** Seconds between periodic checkpoints (0: only the final one). */
   checkpointIntervalS: number;
-  /** Checkpoint to resume from (a path, or true for `<runDir>/checkpoint.safetensors`). */
+  /** Resume from a checkpoint file or a run directory (true: `<runDir>/checkpoint.safetensors`). */
   resume?: string | boolean;
+  /** Stop cleanly (final checkpoint, then return) when this signal aborts. */
+  signal?: AbortSignal;
   /** Stop early once the mean return of the last 20 episodes reaches this. */
   stopAtReturn?: number;
   /** OpenBLAS threads for the main thread (undefined: leave as is). */
@@ -203,7 +206,7 @@ export interface AppoResult {
   runDir: string;
   /** Path of the final checkpoint. */
   checkpoint: string;
-  /** Why training stopped. */
+  /** Why training stopped: budget reached, `stopAtReturn` reached, or Ctrl-C / the abort signal. */
   stoppedBy: "frames" | "return" | "signal";
   /** Rollout worker restarts after crashes. */
   workerRestarts: number;
@@ -270,7 +273,14 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   const batchTrajectories = o.batchSize / o.rollout;
   const numSplits = Math.min(o.workerNumSplits, o.numEnvsPerWorker);
   const numSlots = Math.max(o.numTrajectorySlots || 2 * batchTrajectories + numEnvs, batchTrajectories + numEnvs);
-  const runDir = o.runDir ?? `runs/${o.envId}__appo__${o.seed}__${Math.floor(Date.now() / 1000)}`;
+  let resumePath: string | undefined;
+  let runDir = o.runDir ?? `runs/${runName({ envId: o.envId, expName: "appo", seed: o.seed })}`;
+  if (o.resume === true) resumePath = `${runDir}/checkpoint.safetensors`;
+  else if (o.resume) {
+    const resolved = await resolveResume(o.resume);
+    resumePath = resolved.checkpoint;
+    runDir = o.runDir ?? resolved.runDir;
+  }
   const model = new ActorCritic({
     obsShape: obsSpace.shape,
     obsDtype: obsSpace.dtype,
@@ -323,31 +333,22 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     lastStats: undefined,
     restarts: 0,
   };
-  const resumePath = o.resume === true ? `${runDir}/checkpoint.safetensors` : o.resume || undefined;
   let serialState: SerialState | undefined;
   if (resumePath) serialState = await loadAppoCheckpoint(resumePath, run);
-  Deno.writeTextFileSync(`${runDir}/config.json`, JSON.stringify({ ...o, envModules }, null, 2));
+  await prepareRunDir(runDir, { ...o, envModules });
 
-  let stopSignal = false;
-  const onSignal = () => {
-    stopSignal = true;
-  };
-  if (o.handleSignals) Deno.addSignalListener("SIGINT", onSignal);
+  using stop = stopRequest({ signal: o.signal, sigint: o.handleSignals });
   const started = performance.now(), startFrames = run.frames;
   let stoppedBy: AppoResult["stoppedBy"] = "frames";
-  try {
-    const shouldStop = (): boolean => {
-      if (stopSignal) stoppedBy = "signal";
-      else if (o.stopAtReturn !== undefined && recentMean(run.episodeReturns, 20) >= o.stopAtReturn) {
-        stoppedBy = "return";
-      } else return run.frames >= o.totalFrames;
-      return true;
-    };
-    if (o.serial) await runSerial(run, shouldStop, serialState);
-    else await runAsync(run, shouldStop, envModules);
-  } finally {
-    if (o.handleSignals) Deno.removeSignalListener("SIGINT", onSignal);
-  }
+  const shouldStop = (): boolean => {
+    if (stop.requested) stoppedBy = "signal";
+    else if (o.stopAtReturn !== undefined && recentMean(run.episodeReturns, 20) >= o.stopAtReturn) {
+      stoppedBy = "return";
+    } else return run.frames >= o.totalFrames;
+    return true;
+  };
+  if (o.serial) await runSerial(run, shouldStop, serialState);
+  else await runAsync(run, shouldStop, envModules);
   const seconds = (performance.now() - started) / 1000;
   const fps = (run.frames - startFrames) / Math.max(seconds, 1e-9);
   const checkpoint = `${runDir}/checkpoint.safetensors`;
@@ -455,7 +456,7 @@ async function runSerial(run: Run, shouldStop: () => boolean, state: SerialState
       }
       await reporter.tick();
       if (performance.now() - lastYield > 100) {
-        await new Promise((r) => setTimeout(r, 0)); // lets SIGINT and timers through
+        await yieldToEventLoop(); // lets SIGINT and timers through
         lastYield = performance.now();
       }
     }
@@ -530,7 +531,7 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
       if (served === 0 && !trained) Atomics.wait(ints, READY_COUNTER, seen, 20);
       if (performance.now() - lastYield > 50) {
         await reporter.tick();
-        await new Promise((r) => setTimeout(r, 0)); // lets SIGINT, timers and worker errors through
+        await yieldToEventLoop(); // lets SIGINT, timers and worker errors through
         lastYield = performance.now();
       }
     }
