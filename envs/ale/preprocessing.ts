@@ -182,42 +182,56 @@ class AreaResize {
   readonly #ys: Int32Array;
   readonly #yd: Int32Array;
   readonly #ya: Float32Array;
-  readonly #row: Float32Array;
+  readonly #rows: Float32Array;
   readonly #sum: Float32Array;
-  readonly #srcRow: number;
-  readonly #dstRow: number;
+  readonly #sh: number;
+  readonly #sw: number;
+  readonly #width: number;
+  readonly #cn: number;
 
-  constructor(sh: number, sw: number, dh: number, dw: number, readonly channels: number) {
+  constructor(sh: number, sw: number, dh: number, dw: number, channels: number) {
     if (dh > sh || dw > sw) throw new RangeError(`AreaResize: only downscaling (${sh}x${sw} → ${dh}x${dw})`);
-    [this.#xs, this.#xd, this.#xa] = areaTable(sw, dw, channels);
+    [this.#xs, this.#xd, this.#xa] = areaTable(sw, dw, 1);
     [this.#ys, this.#yd, this.#ya] = areaTable(sh, dh, 1);
-    this.#row = new Float32Array(dw * channels);
-    this.#sum = new Float32Array(dw * channels);
-    this.#srcRow = sw * channels;
-    this.#dstRow = dw * channels;
+    this.#sh = sh;
+    this.#sw = sw;
+    this.#cn = channels;
+    this.#width = dw * channels;
+    this.#rows = new Float32Array(sh * this.#width);
+    this.#sum = new Float32Array(this.#width);
   }
 
   apply(src: Uint8Array, dst: Uint8Array): void {
-    const xs = this.#xs, xd = this.#xd, xa = this.#xa, row = this.#row, sum = this.#sum, cn = this.channels;
-    const width = this.#dstRow;
-    let prev = this.#yd[0];
-    sum.fill(0);
-    for (let j = 0; j < this.#ys.length; j++) {
-      const beta = this.#ya[j], dy = this.#yd[j], base = this.#ys[j] * this.#srcRow;
-      row.fill(0);
-      for (let k = 0; k < xs.length; k++) {
-        const si = base + xs[k], di = xd[k], alpha = xa[k];
-        for (let c = 0; c < cn; c++) row[di + c] = Math.fround(row[di + c] + Math.fround(src[si + c] * alpha));
+    // Horizontal pass once per source row (OpenCV redoes it for rows shared by two output rows; the values are the
+    // same). Float32Array stores round each sum to float32; Math.fround rounds each product, as float math would.
+    const xs = this.#xs, xd = this.#xd, xa = this.#xa, rows = this.#rows, cn = this.#cn, width = this.#width;
+    const srcRow = this.#sw * cn, entries = xs.length;
+    rows.fill(0);
+    for (let sy = 0; sy < this.#sh; sy++) {
+      const base = sy * srcRow, out = sy * width;
+      if (cn === 1) {
+        for (let k = 0; k < entries; k++) rows[out + xd[k]] += Math.fround(src[base + xs[k]] * xa[k]);
+      } else {
+        for (let k = 0; k < entries; k++) {
+          const si = base + xs[k] * cn, di = out + xd[k] * cn, alpha = xa[k];
+          for (let c = 0; c < cn; c++) rows[di + c] += Math.fround(src[si + c] * alpha);
+        }
       }
+    }
+    const ys = this.#ys, yd = this.#yd, ya = this.#ya, sum = this.#sum;
+    let prev = yd[0];
+    sum.fill(0);
+    for (let j = 0; j < ys.length; j++) {
+      const beta = ya[j], dy = yd[j], row = ys[j] * width;
       if (dy !== prev) {
         const o = prev * width;
         for (let x = 0; x < width; x++) {
           dst[o + x] = roundHalfEven(sum[x]);
-          sum[x] = Math.fround(beta * row[x]);
+          sum[x] = Math.fround(beta * rows[row + x]);
         }
         prev = dy;
       } else {
-        for (let x = 0; x < width; x++) sum[x] = Math.fround(sum[x] + Math.fround(beta * row[x]));
+        for (let x = 0; x < width; x++) sum[x] += Math.fround(beta * rows[row + x]);
       }
     }
     const o = prev * width;
