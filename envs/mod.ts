@@ -14,3 +14,4 @@ export * from "./wrappers/mod.ts";
 export * from "./classic/mod.ts";
 export * from "./vector/mod.ts";
 export * from "./video/mod.ts";
+export * from "./ale/mod.ts";
