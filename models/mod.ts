@@ -8,8 +8,15 @@
  * const w = tensor([[0.5, -0.5]], { requiresGrad: true });
  * const loss = mean(square(linear(tensor([[1, 2]]), w)));
  * loss.backward();
- * console.log(w.grad?.toArray()); // [-0.5, -1]
+ * console.log(w.grad?.toArray()); // [-1, -2]
  * ```
+ *
+ * Layout: `primitives.ts` lists the kernels a backend implements (`backends/cpu.ts` is the CPU one, GEMM through
+ * OpenBLAS via `backends/blas/ffi.ts` or `backends/gemm_ts.ts`); `tensor.ts` holds `Tensor`, the autograd engine and
+ * the backend registry; `autograd.ts` has one differentiable function per primitive and `ops.ts` the compositions.
+ *
+ * Environment: `ARCADIA_BLAS` (path to a CBLAS library), `ARCADIA_NO_BLAS=1` (force pure TypeScript),
+ * `OPENBLAS_CORETYPE` (respected; set automatically from /proc/cpuinfo when unset), `ARCADIA_NAN_CHECK=1`.
  *
  * @module
  */
@@ -18,7 +25,9 @@ export * from "./tensor.ts";
 export * from "./autograd.ts";
 export * from "./ops.ts";
 export type { Backend, BinaryOp, ConvGeometry, ReduceOp, UnaryOp } from "./primitives.ts";
+export { broadcastShapes, shapeSize } from "./primitives.ts";
 export { cpuInfo, setBlasThreads } from "./backends/cpu.ts";
+export { clearBufferPool } from "./pool.ts";
 export type { CpuInfo } from "./backends/cpu.ts";
 export * from "./rng.ts";
 export * from "./init.ts";

@@ -24,7 +24,9 @@ import {
   noGrad,
   permute,
   pow,
+  randn,
   relu,
+  Rng,
   setNanCheck,
   sigmoid,
   slice,
@@ -246,4 +248,22 @@ Deno.test("a tensor used twice gets both gradient contributions (diamond graph)"
   sum(add(mul(a, a), a)).backward();
   const e = Math.exp(2);
   assert.ok(Math.abs(x.grad!.data[0] - (2 * e * e + e)) < 1e-3 * e * e);
+});
+
+Deno.test("pooled scratch buffers never leak between ops: repeated and interleaved passes give identical results", () => {
+  const rng = new Rng(4);
+  const x = randn([3, 4, 20, 20], rng);
+  const w1 = randn([6, 4, 8, 8], rng, { requiresGrad: true }), w2 = randn([5, 6, 4, 4], rng, { requiresGrad: true });
+  const run = () => {
+    w1.grad = null;
+    w2.grad = null;
+    const y = conv2d(relu(conv2d(x, w1, null, { stride: 4 })), w2, null, { stride: 2 });
+    sum(mul(y, y)).backward();
+    return [y.toArray(), w1.grad!.toArray(), w2.grad!.toArray()];
+  };
+  const first = run();
+  const inference = noGrad(() => conv2d(relu(conv2d(x, w1, null, { stride: 4 })), w2, null, { stride: 2 }).toArray());
+  assert.deepEqual(inference, first[0]);
+  const second = run();
+  assert.deepEqual(second, first);
 });
