@@ -1,0 +1,239 @@
+/**
+ * ViZDoom steps/s in one thread, one env (basic scenario, 160x120, random actions, resets included), three ways
+ * doing the same work per step (set the action, advance `tics`, read the screen into a buffer, check for the end):
+ * - `ffi`: `DoomEnv.step()` through Deno FFI (the shim writes the frame into the env's preallocated buffer);
+ * - `c++`: the same shim driven by a small C++ loop, compiled here at bench time;
+ * - `python`: the `vizdoom` 1.3.2 Python bindings from pip (venv in the cache, made here at bench time).
+ *
+ * Run: `deno run -A bench/vizdoom_bench.ts [--steps 4000] [--rounds 3]`. Prints one line per configuration with
+ * ratios; each number is the best of `rounds` interleaved runs (the engine's speed drifts with machine load, which
+ * the header line reports).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { cacheRoot, exists, run, say } from "../envs/_native/provision.ts";
+import { DoomEnv, ensureVizdoom, type ScreenFormat, VIZDOOM_VERSION, type VizdoomPaths } from "../envs/vizdoom/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { steps: { type: "string", default: "4000" }, rounds: { type: "string", default: "3" } },
+});
+const STEPS = Number(values.steps), ROUNDS = Number(values.rounds);
+const WARMUP = 200;
+const CONFIGS: { format: ScreenFormat; tics: number }[] = [
+  { format: "GRAY8", tics: 1 },
+  { format: "GRAY8", tics: 4 },
+  { format: "RGB24", tics: 1 },
+  { format: "RGB24", tics: 4 },
+];
+const FORMAT_IDS: Record<string, number> = { RGB24: 1, GRAY8: 8 };
+
+/** Random actions (idle or one of the 3 buttons), the same sequence for every implementation. */
+function actionSequence(n: number): Int32Array {
+  const out = new Int32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    out[i] = (s >>> 16) % 4;
+  }
+  return out;
+}
+
+function benchFfi(format: ScreenFormat, tics: number): number {
+  using env = new DoomEnv("basic", { screenFormat: format, frameskip: tics, layout: "HWC" });
+  const actions = actionSequence(STEPS + WARMUP);
+  env.reset({ seed: 1 });
+  let t0 = 0;
+  for (let i = 0; i < STEPS + WARMUP; i++) {
+    if (i === WARMUP) t0 = performance.now();
+    const [, , terminated, truncated] = env.step(actions[i]);
+    if (terminated || truncated) env.reset();
+  }
+  return STEPS / ((performance.now() - t0) / 1000);
+}
+
+const CPP_LOOP = String.raw`
+// Bench-only: drives libarcadia_vizdoom.so from C++ exactly as DoomEnv does (same shim calls, same buffers).
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+extern "C" {
+const char *avz_last_error(void);
+void *avz_create(void);
+int32_t avz_destroy(void *);
+int32_t avz_load_config(void *, const char *);
+int32_t avz_set_vizdoom_path(void *, const char *);
+int32_t avz_set_doom_game_path(void *, const char *);
+int32_t avz_set_doom_config_path(void *, const char *);
+int32_t avz_add_game_arg(void *, const char *);
+int32_t avz_set_screen_format(void *, int32_t);
+int32_t avz_set_screen_resolution(void *, int32_t);
+int32_t avz_set_window_visible(void *, int32_t);
+int32_t avz_set_seed(void *, uint32_t);
+int32_t avz_init(void *);
+int32_t avz_get_screen_shape(void *, int32_t *);
+int32_t avz_bind(void *, const double *, uint8_t *, uint8_t *, uint8_t *, uint8_t *, double *, double *);
+int32_t avz_new_episode(void *);
+int32_t avz_step(void *, uint32_t);
+}
+static void check(int32_t rc, const char *what) {
+  if (rc < 0) { std::fprintf(stderr, "%s: %s\n", what, avz_last_error()); std::exit(1); }
+}
+int main(int argc, char **argv) {
+  // argv: cfg launcher engine iwad dir format tics steps warmup
+  const char *cfg = argv[1], *launcher = argv[2], *engine = argv[3], *iwad = argv[4], *dir = argv[5];
+  const int format = std::atoi(argv[6]), steps = std::atoi(argv[8]), warmup = std::atoi(argv[9]);
+  const unsigned tics = unsigned(std::atoi(argv[7]));
+  void *g = avz_create();
+  check(avz_load_config(g, cfg), "load_config");
+  check(avz_set_vizdoom_path(g, launcher), "vizdoom_path");
+  check(avz_set_doom_game_path(g, iwad), "game_path");
+  check(avz_set_doom_config_path(g, (std::string(dir) + "/_vizdoom.ini").c_str()), "config_path");
+  check(avz_set_screen_format(g, format), "format");
+  check(avz_set_screen_resolution(g, 0), "resolution");
+  check(avz_set_window_visible(g, 0), "window");
+  const std::string parent = std::to_string(getpid());
+  for (const char *a : {"-arcadia-engine", engine, "-arcadia-parent", parent.c_str(), "-arcadia-cwd", dir}) {
+    check(avz_add_game_arg(g, a), "game_arg");
+  }
+  check(avz_init(g), "init");
+  int32_t shape[3];
+  check(avz_get_screen_shape(g, shape), "shape");
+  std::vector<uint8_t> screen(size_t(shape[0]) * shape[1] * shape[2]);
+  double action[3] = {0, 0, 0}, vars[8], out[6];
+  check(avz_bind(g, action, screen.data(), nullptr, nullptr, nullptr, vars, out), "bind");
+  check(avz_set_seed(g, 1), "seed");
+  check(avz_new_episode(g), "new_episode");
+  uint32_t s = 12345;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps + warmup; ++i) {
+    if (i == warmup) t0 = std::chrono::steady_clock::now();
+    s = s * 1103515245u + 12345u;
+    const int a = int((s >> 16) % 4);
+    action[0] = a == 1, action[1] = a == 2, action[2] = a == 3;
+    const int32_t rc = avz_step(g, tics);
+    check(rc, "step");
+    if (rc == 1) check(avz_new_episode(g), "new_episode");
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%.1f\n", steps / sec);
+  avz_destroy(g);
+  return 0;
+}
+`;
+
+const PY_LOOP = String.raw`
+import sys, time, vizdoom as vzd
+cfg, fmt, tics, steps, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+game = vzd.DoomGame()
+game.load_config(cfg)
+game.set_screen_format(getattr(vzd.ScreenFormat, fmt))
+game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
+game.set_window_visible(False)
+game.init()
+game.set_seed(1)
+game.new_episode()
+s = 12345
+acts = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
+t0 = time.perf_counter()
+for i in range(steps + warmup):
+    if i == warmup:
+        t0 = time.perf_counter()
+    s = (s * 1103515245 + 12345) & 0xFFFFFFFF
+    game.make_action(acts[(s >> 16) % 4], tics)
+    if game.is_episode_finished():
+        game.new_episode()
+    else:
+        screen = game.get_state().screen_buffer
+print(f"{steps / (time.perf_counter() - t0):.1f}")
+game.close()
+`;
+
+async function buildCppLoop(paths: VizdoomPaths): Promise<string> {
+  const dir = `${cacheRoot()}/vizdoom-bench`;
+  Deno.mkdirSync(dir, { recursive: true });
+  const src = `${dir}/cpp_loop.cpp`, exe = `${dir}/cpp_loop`;
+  Deno.writeTextFileSync(src, CPP_LOOP.replace("#include <vector>", "#include <vector>\n#include <unistd.h>"));
+  const libDir = paths.library.slice(0, paths.library.lastIndexOf("/"));
+  await run(["g++", "-O2", src, "-o", exe, libDir + "/libarcadia_vizdoom.so", `-Wl,-rpath,${libDir}`], {
+    label: "compiling the C++ bench loop",
+  });
+  return exe;
+}
+
+async function benchCpp(exe: string, paths: VizdoomPaths, cfg: string, format: ScreenFormat, tics: number) {
+  const dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-bench-` });
+  try {
+    const args = [cfg, paths.launcher, paths.engine, paths.iwad, dir, String(FORMAT_IDS[format]), String(tics)];
+    const out = await run([exe, ...args, String(STEPS), String(WARMUP)]);
+    return Number(out.trim().split("\n").at(-1));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+async function pythonWithVizdoom(): Promise<string | undefined> {
+  const venv = `${cacheRoot()}/vizdoom-bench-python`;
+  const python = `${venv}/bin/python`;
+  const stamp = `${venv}/arcadia-vizdoom.txt`;
+  try {
+    if (!exists(stamp)) {
+      if (!exists(python)) await run(["python3", "-m", "venv", venv], { label: "creating the bench Python venv" });
+      await run([python, "-m", "pip", "install", "-q", `vizdoom==${VIZDOOM_VERSION}`], {
+        label: `pip install vizdoom==${VIZDOOM_VERSION}`,
+      });
+      Deno.writeTextFileSync(stamp, VIZDOOM_VERSION);
+    }
+    return python;
+  } catch (e) {
+    say(`Python comparison skipped: ${(e as Error).message.split("\n")[0]}`);
+    return undefined;
+  }
+}
+
+async function benchPython(python: string, cfg: string, format: ScreenFormat, tics: number): Promise<number> {
+  const dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-py-` });
+  try {
+    // Run in a private directory: the engine writes _vizdoom.ini and _vizdoom/ into the working directory.
+    const out = await run([python, "-c", PY_LOOP, cfg, format, String(tics), String(STEPS), String(WARMUP)], {
+      cwd: dir,
+    });
+    return Number(out.trim().split("\n").at(-1));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const paths = await ensureVizdoom();
+  const cfg = `${paths.scenarios}/basic.cfg`;
+  const exe = await buildCppLoop(paths);
+  const python = await pythonWithVizdoom();
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+  const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
+  console.log(
+    `vizdoom ${VIZDOOM_VERSION} bench: basic.cfg, 160x120, one env, one thread, best of ${ROUNDS} x ${STEPS} steps` +
+      ` (${cpu}, ${navigator.hardwareConcurrency} cores, load average ${load})`,
+  );
+  for (const { format, tics } of CONFIGS) {
+    // Interleaved rounds, best of each: the engine's speed drifts with machine load.
+    let ffi = 0, cpp = 0, py = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      ffi = Math.max(ffi, benchFfi(format, tics));
+      cpp = Math.max(cpp, await benchCpp(exe, paths, cfg, format, tics));
+      if (python) py = Math.max(py, await benchPython(python, cfg, format, tics));
+    }
+    const f = (x: number) => x.toFixed(0).padStart(5);
+    console.log(
+      `${format.padEnd(5)} tics=${tics}: ffi ${f(ffi)} steps/s | c++ loop ${f(cpp)} | python ${
+        python ? f(py) : "  n/a"
+      }` +
+        ` | ffi/c++ ${(ffi / cpp).toFixed(2)} | ffi/python ${python ? (ffi / py).toFixed(2) : "n/a"}`,
+    );
+  }
+}
