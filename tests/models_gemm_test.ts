@@ -144,3 +144,18 @@ Deno.test("ARCADIA_NO_BLAS=1 disables BLAS; OPENBLAS_CORETYPE from the environme
     assert.match(String(forced.note), /OPENBLAS_CORETYPE=Haswell from the environment/);
   }
 });
+
+Deno.test("beta = 0 ignores NaN garbage in C (GEMM, GEMV and pure TS paths)", () => {
+  for (const [m, n, k] of [[1, 7, 5], [3, 4, 5]]) {
+    for (const tb of [false, true]) {
+      const a = rand(m * k, 1), b = rand(k * n, 2);
+      const want = naive(false, tb, m, n, k, 1, a, b, 0, new Float32Array(m * n));
+      const c1 = new Float32Array(m * n).fill(NaN), c2 = new Float32Array(m * n).fill(NaN);
+      gemm(false, tb, m, n, k, 1, a, b, 0, c1);
+      gemmTs(false, tb, m, n, k, 1, a, b, 0, c2);
+      for (let i = 0; i < want.length; i++) {
+        assert.ok(Math.abs(c1[i] - want[i]) < 1e-5 && Math.abs(c2[i] - want[i]) < 1e-5, `${m}x${n}x${k} [${i}]`);
+      }
+    }
+  }
+});

@@ -199,6 +199,7 @@ export function gemm(
   if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c);
   else if (m === 1 && !transA && n > 1) {
     // Row vector times matrix (batch-1 inference): GEMV streams the matrix once, GEMM packs it first.
+    if (beta === 0) c.fill(0, 0, n); // some OpenBLAS versions compute 0 * NaN for beta = 0 in GEMV
     if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, k, a, 1, beta, c, 1);
     else lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, b, n, a, 1, beta, c, 1);
   } else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c);
