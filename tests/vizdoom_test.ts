@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { checkEnv } from "../envs/checker.ts";
 import { make } from "../envs/registry.ts";
 import { Box, Dict, Discrete, MultiDiscrete } from "../envs/spaces.ts";
-import { WorkerVectorEnv } from "../envs/vector/mod.ts";
+import { SyncVectorEnv, WorkerVectorEnv } from "../envs/vector/mod.ts";
 import { DOOM_SPECS, DoomEnv, type DoomObservation, ensureVizdoom, findEnginePids } from "../envs/vizdoom/mod.ts";
 
 // Provisions through the same code path as users: the first run builds, later runs hit the cache.
@@ -15,6 +15,17 @@ function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Engines started by this process (other processes on the machine may run engines too). */
+function ownEngines(): number[] {
+  return findEnginePids().filter((pid) => {
+    try {
+      return Number(/^PPid:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1]) === Deno.pid;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function waitUntil(what: string, ok: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -195,7 +206,7 @@ Deno.test("killing the engine mid-episode gives a clear error from step(), and a
 });
 
 Deno.test("close() stops the engine: no orphan engine processes", async () => {
-  const before = new Set(findEnginePids());
+  const before = new Set(ownEngines());
   const env = new DoomEnv("basic");
   const pid = env.enginePid!;
   assert.ok(!before.has(pid) && processAlive(pid));
@@ -237,8 +248,22 @@ Deno.test("engines die with their Deno process, even on SIGKILL", async () => {
   await waitUntil(`engine ${pid} dies with its owner`, () => !processAlive(pid));
 });
 
+Deno.test("in a vector env, DoomEnv writes its frames straight into the vector env's observation rows", () => {
+  using vec = new SyncVectorEnv([() => make("doom_basic"), () => make("doom_basic")]);
+  const [obs] = vec.resetSync({ seed: 0 });
+  const size = 3 * 72 * 128;
+  using single = make("doom_basic");
+  const [expected] = single.reset({ seed: 1 }); // vector env 1 is seeded with 0 + 1
+  const row = obs.subarray(size, 2 * size) as Uint8Array;
+  assert.ok(row.every((v, i) => v === (expected as Uint8Array)[i]), "row 1 holds env 1's first frame");
+  const [, , , ,] = vec.stepSync(Int32Array.of(1, 2));
+  const inner = vec.envs[0].unwrapped as DoomEnv;
+  const [own] = inner.step(0);
+  assert.equal((own as Uint8Array).buffer, obs.buffer, "the env's observation is a view of the vector buffer");
+});
+
 Deno.test("Worker vector envs build Doom envs with make() inside Workers and close their engines", async () => {
-  const before = new Set(findEnginePids());
+  const before = new Set(ownEngines());
   const vec = await WorkerVectorEnv.create("doom_basic", {
     numEnvs: 2,
     numWorkers: 2,
@@ -252,9 +277,11 @@ Deno.test("Worker vector envs build Doom envs with make() inside Workers and clo
       vec.send();
       await vec.recv();
     }
-    assert.equal(findEnginePids().filter((p) => !before.has(p)).length, 2);
+    assert.equal(ownEngines().filter((p) => !before.has(p)).length, 2);
+    const obs = vec.buffers.observations, size = 3 * 72 * 128;
+    assert.ok(obs.subarray(0, size).some((v) => v > 0) && obs.subarray(size).some((v) => v > 0));
   } finally {
     await vec.close();
   }
-  await waitUntil("the Workers' engines exit", () => findEnginePids().every((p) => before.has(p)));
+  await waitUntil("the Workers' engines exit", () => ownEngines().every((p) => before.has(p)));
 });

@@ -202,7 +202,8 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   #actionTable: Float64Array[] = [];
   #groups: { offset: number; size: number; delta?: { min: number; step: number } }[] = [];
   #boxDelta: Float64Array = new Float64Array(0);
-  #screen: Uint8Array<ArrayBuffer>;
+  #screen: Uint8Array;
+  #extraBuffers: (Uint8Array | undefined)[] = [];
   #vars: Float64Array<ArrayBuffer>;
   #varsF32: Float32Array<ArrayBuffer>;
   #out = new Float64Array(6);
@@ -290,20 +291,8 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     // Action buffer, read by native code every step.
     this.#action = new Float64Array(Math.max(1, this.buttons.length));
     this.actionSpace = this.#makeActionSpace(options.actionSpace ?? { kind: "discrete" }, lib);
-    const ptr = (b: ArrayBufferView<ArrayBuffer> | undefined) => (b ? Deno.UnsafePointer.of(b) : null);
-    this.#check(
-      lib.avz_bind(
-        handle,
-        ptr(this.#action),
-        ptr(this.#screen),
-        ptr(depth as Uint8Array<ArrayBuffer> | undefined),
-        ptr(labels as Uint8Array<ArrayBuffer> | undefined),
-        ptr(automap as Uint8Array<ArrayBuffer> | undefined),
-        ptr(this.#vars),
-        ptr(this.#out),
-      ),
-      "binding the observation buffers",
-    );
+    this.#extraBuffers = [depth, labels, automap];
+    this.#bind();
     const rgb = options.screenFormat === undefined || options.screenFormat === "RGB24" ||
       options.screenFormat === "CRCGCB";
     this.metadata = { renderModes: rgb ? ["rgb_array"] : [], renderFps: Math.round(35 / this.frameskip) };
@@ -395,6 +384,36 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
       if (rc < 0) removeSharedMemory(this.#instanceId); // the engine died: its objects may be left behind
     }
     removeDir(this.#dir);
+  }
+
+  /**
+   * Zero-copy into a vector env's buffer (`ObservationTarget` of `envs/vector`): from now on the engine's frames are
+   * written into `out` and `out` is returned as the observation. Only for screen-only observations of the same size.
+   */
+  setObservationTarget(out: Uint8Array | Float32Array): void {
+    if (!(out instanceof Uint8Array) || out.length !== this.#screen.length || this.#obs !== this.#screen) return;
+    out.set(this.#screen);
+    this.#screen = this.#obs = out;
+    this.#bind();
+  }
+
+  /** Hands the buffers' addresses to native code; the env keeps references, so they stay alive and unmoved. */
+  #bind(): void {
+    const ptr = (b: ArrayBufferView | undefined) => (b ? Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>) : null);
+    const [depth, labels, automap] = this.#extraBuffers;
+    this.#check(
+      this.#lib.avz_bind(
+        this.#live("bind"),
+        ptr(this.#action),
+        ptr(this.#screen),
+        ptr(depth),
+        ptr(labels),
+        ptr(automap),
+        ptr(this.#vars),
+        ptr(this.#out),
+      ),
+      "binding the observation buffers",
+    );
   }
 
   #configure(paths: VizdoomPaths, options: DoomEnvOptions): void {
