@@ -117,14 +117,11 @@ function loadBlas(): BlasState {
   const err = blasSelfTest(lib);
   if (!(err < 1e-4)) {
     lib.close();
-    return {
-      lib: null,
-      path: null,
-      core: "pure-ts",
-      note: `BLAS at ${path} (core ${core}${forcedCore ? `, forced OPENBLAS_CORETYPE=${forcedCore}` : ""}) failed ` +
-        `its self-test (relative error ${err}); using pure TypeScript GEMM. Set OPENBLAS_CORETYPE to a core your CPU ` +
-        "supports, or ARCADIA_BLAS to another library.",
-    };
+    const note = `BLAS at ${path} (core ${core}${forcedCore ? `, forced OPENBLAS_CORETYPE=${forcedCore}` : ""}) ` +
+      `failed its self-test (relative error ${err}); using the pure TypeScript GEMM (much slower). Set ` +
+      "OPENBLAS_CORETYPE to a core your CPU supports, or ARCADIA_BLAS to another library.";
+    console.warn(`arcadia/models: ${note}`);
+    return { lib: null, path: null, core: "pure-ts", note };
   }
   return {
     lib,
