@@ -15,3 +15,4 @@ export * from "./classic/mod.ts";
 export * from "./vector/mod.ts";
 export * from "./video/mod.ts";
 export * from "./ale/mod.ts";
+export * from "./vizdoom/mod.ts";
