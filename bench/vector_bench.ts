@@ -107,7 +107,7 @@ async function workerCase(
   await envs.reset({ seed: 0 });
   const threads = envs.numWorkers + (options.stepInMainThread ? 1 : 0);
   return {
-    name: name.replace("%d", String(envs.numWorkers)),
+    name: name.replace("%d workers", envs.numWorkers === 1 ? "1 worker" : `${envs.numWorkers} workers`),
     threads,
     best: Infinity,
     bestCpu: Infinity,
