@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { checkEnv } from "../envs/checker.ts";
+import { type Env, Wrapper } from "../envs/core.ts";
 import { make } from "../envs/registry.ts";
 import { Box, Discrete } from "../envs/spaces.ts";
 import { WorkerVectorEnv } from "../envs/vector/mod.ts";
@@ -20,6 +21,10 @@ const GAMES = ["pong", "breakout", "space_invaders"] as const;
 
 /** Steps `env` with a seeded action sequence; returns copies of observations, rewards and flags. */
 function rollout(env: AtariEnv | ReturnType<typeof makeAtari>, seed: number, steps: number) {
+  return rolloutAny(env, seed, steps);
+}
+
+function rolloutAny(env: Env<Uint8Array, number>, seed: number, steps: number) {
   const actions = new Discrete(env.actionSpace instanceof Discrete ? env.actionSpace.n : 1);
   actions.seed(seed);
   const [first] = env.reset({ seed });
@@ -247,6 +252,18 @@ Deno.test("AtariPreprocessing: the frame is the max of the last two frames, area
     const outMean = (r: number) => obs.subarray(r * 105, r * 105 + 105).reduce((s, v) => s + v, 0) / 105;
     for (const r of [10, 50, 95]) assert.ok(Math.abs((rowMean(2 * r) + rowMean(2 * r + 1)) / 2 - outMean(r)) < 1.5);
   }
+});
+
+Deno.test("AtariPreprocessing gives the same frames over the AtariEnv and over a wrapper of it", () => {
+  const options = { frameskip: 1, repeatActionProbability: 0.25 } as const;
+  const pre = { terminalOnLifeLoss: true, fireReset: true };
+  using direct = new AtariPreprocessing(new AtariEnv("breakout", options), pre);
+  using wrapped = new AtariPreprocessing(new Wrapper<Uint8Array, number>(new AtariEnv("breakout", options)), pre);
+  const a = rolloutAny(direct, 11, 300), b = rolloutAny(wrapped, 11, 300);
+  assert.deepEqual(a.rewards, b.rewards);
+  assert.deepEqual(a.flags, b.flags);
+  assert.ok(a.flags.some((f) => f.startsWith("true")), "a life is lost within 300 steps");
+  for (let i = 0; i < a.obs.length; i++) assert.deepEqual(a.obs[i], b.obs[i], `obs ${i}`);
 });
 
 Deno.test("Worker vector envs build ALE envs synchronously inside the Workers", async () => {

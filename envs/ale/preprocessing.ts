@@ -120,16 +120,26 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
   }
 
   override step(action: A): StepResult<Uint8Array> {
-    const skip = this.options.frameSkip;
-    let total = 0, terminated = false, truncated = false, info: Info = {};
+    const skip = this.options.frameSkip, atari = this.#atari;
+    // Wrapping the AtariEnv directly: step it through stepInto (no tuple or info object per frame).
+    const direct = this.env === (atari as unknown as Env<unknown, A>);
+    let total = 0, terminated = false, truncated = false, info: Info | undefined;
+    let status: Int32Array | undefined;
     for (let t = 0; t < skip; t++) {
-      const result = this.env.step(action);
-      total += result[1];
-      terminated = result[2];
-      truncated = result[3];
-      info = result[4];
+      if (direct) {
+        status = atari.stepInto(action as number, null);
+        total += status[0];
+        terminated = status[1] !== 0;
+        truncated = status[2] !== 0;
+      } else {
+        const result = this.env.step(action);
+        total += result[1];
+        terminated = result[2];
+        truncated = result[3];
+        info = result[4];
+      }
       if (this.options.terminalOnLifeLoss) {
-        const lives = this.#atari.lives();
+        const lives = status ? status[3] : atari.lives();
         terminated ||= lives < this.#lives;
         this.#lives = lives;
       }
@@ -137,7 +147,8 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
       if (t === skip - 2) this.#readScreen(this.#pool[1]);
       else if (t === skip - 1) this.#readScreen(this.#pool[0]);
     }
-    return [this.#observe(), total, terminated, truncated, info];
+    if (status) info = { lives: status[3], episodeFrameNumber: status[4], frameNumber: status[5] };
+    return [this.#observe(), total, terminated, truncated, info ?? {}];
   }
 
   #noopReset(options?: ResetOptions): Info {
