@@ -18,7 +18,15 @@ import { Box, Dict, Discrete, MultiDiscrete, type Space } from "../spaces.ts";
 import { cString, lastError, loadVizdoom, type VizdoomLibrary } from "./ffi.ts";
 import type { VizdoomPaths } from "./provision.ts";
 
-/** Screen formats (values of ViZDoom's `ScreenFormat`, from ViZDoomTypes.h). */
+/**
+ * Screen formats (values of ViZDoom's `ScreenFormat`, from ViZDoomTypes.h).
+ *
+ * @example
+ * ```ts
+ * import { SCREEN_FORMATS } from "./doom_env.ts";
+ * console.assert(SCREEN_FORMATS.GRAY8 === 8);
+ * ```
+ */
 export const SCREEN_FORMATS = {
   CRCGCB: 0,
   RGB24: 1,
@@ -35,7 +43,15 @@ export const SCREEN_FORMATS = {
 /** A screen format name. */
 export type ScreenFormat = keyof typeof SCREEN_FORMATS;
 
-/** Resolutions in ViZDoom's `ScreenResolution` order (the enum value is the index). */
+/**
+ * Resolutions in ViZDoom's `ScreenResolution` order (the enum value is the index).
+ *
+ * @example
+ * ```ts
+ * import { RESOLUTIONS } from "./doom_env.ts";
+ * console.assert(RESOLUTIONS.indexOf("160X120") === 0);
+ * ```
+ */
 export const RESOLUTIONS = [
   "160X120",
   "200X125",
@@ -171,7 +187,7 @@ let nextEnvNumber = 0;
  * ViZDoom: call `await ensureVizdoom()` once first (or use `DoomEnv.create`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { DoomEnv, ensureVizdoom } from "./mod.ts";
  * await ensureVizdoom();
  * using env = new DoomEnv("basic", { resize: [128, 72], frameskip: 4 });
@@ -302,7 +318,7 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
    * Provisions ViZDoom if needed (`ensureVizdoom()`), then constructs the env.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { DoomEnv } from "./mod.ts";
    * using env = await DoomEnv.create("health_gathering_supreme", { frameskip: 4 });
    * env.reset({ seed: 0 });
@@ -621,7 +637,16 @@ function removeDir(dir: string): void {
   } catch { /* already gone */ }
 }
 
-/** Pids of running engines whose command line carries `+viz_instance_id <id>` (Linux; [] elsewhere). */
+/**
+ * Pids of running engines whose command line carries `+viz_instance_id <id>` (all engines without an id; Linux
+ * only, [] elsewhere).
+ *
+ * @example
+ * ```ts
+ * import { findEnginePids } from "./doom_env.ts";
+ * console.log(`${findEnginePids().length} ViZDoom engines are running on this machine`);
+ * ```
+ */
 export function findEnginePids(instanceId?: string): number[] {
   if (Deno.build.os !== "linux") return [];
   const pids: number[] = [];
@@ -653,6 +678,13 @@ function removeSharedMemory(instanceId: string): void {
 /**
  * Removes what dead engines left behind: shared-memory objects `/dev/shm/ViZDoom*` whose engine is gone (older
  * than a minute, so engines starting right now are never touched) and private directories of dead Deno processes.
+ * Every `DoomEnv` constructor calls it.
+ *
+ * @example
+ * ```ts
+ * import { cleanStaleEngineFiles } from "./doom_env.ts";
+ * cleanStaleEngineFiles();
+ * ```
  */
 export function cleanStaleEngineFiles(): void {
   if (Deno.build.os !== "linux") return;

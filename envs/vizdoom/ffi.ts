@@ -135,7 +135,7 @@ let loaded: LoadedVizdoom | undefined;
  * Loads the shim once per isolate (synchronously; needs a provisioned cache or the env overrides).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ensureVizdoom } from "./provision.ts";
  * import { loadVizdoom } from "./ffi.ts";
  * await ensureVizdoom();

@@ -5,7 +5,7 @@
  * synchronously, also inside Workers: `make("doom_health_gathering_supreme")` or `new DoomEnv("basic")`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ensureVizdoom, make } from "../mod.ts";
  * await ensureVizdoom();
  * using env = make("doom_basic");

@@ -85,7 +85,7 @@ export interface EnsureVizdoomOptions {
  * the paths. Fast (< 1 s) when the cache is valid. Concurrent callers (test files, processes) build once.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ensureVizdoom } from "./provision.ts";
  * const paths = await ensureVizdoom();
  * console.log(paths.library, paths.engine);
@@ -124,7 +124,7 @@ export async function ensureVizdoom(options: EnsureVizdoomOptions = {}): Promise
  * cache has none.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ensureVizdoom, vizdoomPathsSync } from "./provision.ts";
  * await ensureVizdoom();
  * console.log(vizdoomPathsSync().scenarios);

@@ -22,7 +22,15 @@ export interface DoomSpec {
   options: DoomEnvOptions;
 }
 
-/** What every named Doom env uses (Sample Factory's defaults for Doom training). */
+/**
+ * What every named Doom env uses (Sample Factory's defaults for Doom training).
+ *
+ * @example
+ * ```ts
+ * import { DOOM_TRAINING_DEFAULTS } from "./specs.ts";
+ * console.assert(DOOM_TRAINING_DEFAULTS.frameskip === 4);
+ * ```
+ */
 export const DOOM_TRAINING_DEFAULTS: DoomEnvOptions = {
   resolution: "160X120",
   resize: [128, 72],
@@ -32,7 +40,15 @@ export const DOOM_TRAINING_DEFAULTS: DoomEnvOptions = {
   screenFormat: "RGB24",
 };
 
-/** Sample Factory's Doom specs (single-player ones; multiplayer specs with bots are not provided yet). */
+/**
+ * Sample Factory's Doom specs (single-player ones; multiplayer specs with bots are not provided yet).
+ *
+ * @example
+ * ```ts
+ * import { DOOM_SPECS } from "./specs.ts";
+ * console.log(DOOM_SPECS.map((s) => s.id).join(", "));
+ * ```
+ */
 export const DOOM_SPECS: readonly DoomSpec[] = [
   // idle + one of MOVE_LEFT, MOVE_RIGHT, ATTACK
   { id: "doom_basic", scenario: "basic", options: { rewardScale: 0.01, episodeTimeout: 300 } },
