@@ -430,3 +430,22 @@ export function arange(start: number, end: number, step = 1): Tensor {
   const n = Math.max(0, Math.ceil((end - start) / step));
   return new Tensor(Float32Array.from({ length: n }, (_, i) => start + i * step), [n]);
 }
+
+/**
+ * Float tensor from bytes (e.g. uint8 frames in a shared buffer), scaled: `out[i] = bytes[i] * scale`.
+ *
+ * @example
+ * ```ts
+ * import { fromBytes } from "./tensor.ts";
+ * const frames = new Uint8Array(2 * 4 * 84 * 84);
+ * const obs = fromBytes(frames, [2, 4, 84, 84], { scale: 1 / 255 });
+ * ```
+ */
+export function fromBytes(bytes: Uint8Array, shape: readonly number[], options: { scale?: number } = {}): Tensor {
+  const n = shapeSize(shape);
+  if (bytes.length !== n) throw new Error(`fromBytes: ${bytes.length} bytes for shape [${shape.join(",")}] (${n})`);
+  const out = new Float32Array(n);
+  const s = options.scale ?? 1;
+  for (let i = 0; i < n; i++) out[i] = bytes[i] * s;
+  return new Tensor(out, shape);
+}

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   add,
+  arange,
   argmax,
   clamp,
   concat,
@@ -10,6 +11,7 @@ import {
   elu,
   exp,
   expand,
+  fromBytes,
   gather,
   linear,
   log,
@@ -266,4 +268,12 @@ Deno.test("pooled scratch buffers never leak between ops: repeated and interleav
   assert.deepEqual(inference, first[0]);
   const second = run();
   assert.deepEqual(second, first);
+});
+
+Deno.test("fromBytes scales uint8 frames into a float tensor; arange counts", () => {
+  const t8 = fromBytes(new Uint8Array([0, 51, 255, 102]), [2, 2], { scale: 1 / 255 });
+  assert.deepEqual(t8.shape, [2, 2]);
+  assert.ok(Math.abs(t8.data[1] - 0.2) < 1e-7 && t8.data[2] === 1);
+  assert.throws(() => fromBytes(new Uint8Array(3), [2, 2]), /3 bytes for shape \[2,2\]/);
+  assert.deepEqual(arange(0, 5, 2).toArray(), [0, 2, 4]);
 });
