@@ -1,5 +1,6 @@
 // Tensor-library benchmarks: GEMM throughput (BLAS wrapper vs raw cblas_sgemm vs pure TS) and end-to-end
-// Nature-CNN / Doom-encoder training and inference steps. Run: deno run -A bench/models_bench.ts [--quick]
+// Nature-CNN / Doom-encoder training and inference steps.
+// Run: deno run -A bench/models_bench.ts [--quick] [--threads=N]   (ARCADIA_NO_BLAS=1 for the pure-TS backend)
 import {
   Adam,
   Conv2d,
@@ -13,6 +14,7 @@ import {
   ReLU,
   Rng,
   Sequential,
+  setBlasThreads,
   square,
   sub,
   type Tensor,
@@ -23,6 +25,8 @@ import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../models/backends/blas/ffi.ts";
 
 const quick = Deno.args.includes("--quick");
+const threadsArg = Deno.args.find((a) => a.startsWith("--threads="));
+if (threadsArg) setBlasThreads(Number(threadsArg.slice("--threads=".length)));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
