@@ -127,6 +127,25 @@ export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
   return mul(s, s.size === 0 ? NaN : s.size / x.size);
 }
 
+/** Options for `variance`/`std`. */
+export interface VarianceOptions extends ReduceOptions {
+  /** Bessel's correction (divide by n − 1), PyTorch's default. Default true. */
+  unbiased?: boolean;
+}
+
+/** Variance over `axis` (default all), unbiased by default like `torch.var`. */
+export function variance(x: Tensor, options: VarianceOptions = {}): Tensor {
+  const m = mean(x, { axis: options.axis, keepdim: true });
+  const sq = sum(square(sub(x, m)), options);
+  const n = x.size / sq.size;
+  return mul(sq, 1 / ((options.unbiased ?? true) ? n - 1 : n));
+}
+
+/** Standard deviation over `axis` (default all), unbiased by default like `torch.std`. */
+export function std(x: Tensor, options: VarianceOptions = {}): Tensor {
+  return sqrt(variance(x, options));
+}
+
 /** Softmax over `axis` (default -1), as `exp(logSoftmax(x))`. */
 export function softmax(x: Tensor, axis = -1): Tensor {
   return exp(logSoftmax(x, axis));

@@ -35,11 +35,13 @@ import {
   softmax,
   sqrt,
   stack,
+  std,
   sub,
   sum,
   tanh,
   type Tensor,
   tensor,
+  variance,
   where,
 } from "../models/mod.ts";
 import { abs } from "../models/ops.ts";
@@ -276,4 +278,14 @@ Deno.test("fromBytes scales uint8 frames into a float tensor; arange counts", ()
   assert.ok(Math.abs(t8.data[1] - 0.2) < 1e-7 && t8.data[2] === 1);
   assert.throws(() => fromBytes(new Uint8Array(3), [2, 2]), /3 bytes for shape \[2,2\]/);
   assert.deepEqual(arange(0, 5, 2).toArray(), [0, 2, 4]);
+});
+
+Deno.test("variance and std match torch.var/torch.std (unbiased by default)", () => {
+  const x = tensor([[1, 2, 3, 4], [2, 4, 6, 9]], { requiresGrad: true });
+  assert.ok(Math.abs(std(x).item() - 2.5877458) < 1e-5); // numpy: a.std(ddof=1)
+  const v = variance(x, { axis: 1, unbiased: false });
+  assert.ok(Math.abs(v.data[0] - 1.25) < 1e-6 && Math.abs(v.data[1] - 6.6875) < 1e-5);
+  sum(v).backward();
+  // d/dx of the population variance: 2 (x − mean) / n
+  assert.ok(Math.abs(x.grad!.data[0] - (2 * (1 - 2.5)) / 4) < 1e-6);
 });
