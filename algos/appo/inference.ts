@@ -9,7 +9,7 @@
 
 import { noGrad, Rng, Tensor } from "../../models/mod.ts";
 import type { ActorCritic } from "./model.ts";
-import { GROUP_ACTIONS, groupIndex, groupRanges, type RolloutBuffers } from "./rollout_worker.ts";
+import { GROUP_ACTIONS, groupIndex, groupRanges, POLICY_VERSION, type RolloutBuffers } from "./rollout_worker.ts";
 import type { TrajectoryRing } from "./trajectory_buffer.ts";
 
 /** An episode that ended, as inference saw it. */
@@ -60,8 +60,13 @@ export class Inference {
   readonly rollout: RolloutBuffers;
   readonly ring: TrajectoryRing;
   readonly seed: number;
-  /** Policy version stamped on every step (the wiring sets it when the learner publishes). */
-  version = 0;
+  /** Policy version stamped on every step: the learner's published version (`POLICY_VERSION` in the rollout buffer). */
+  get version(): number {
+    return Atomics.load(this.rollout.ints, POLICY_VERSION);
+  }
+  set version(v: number) {
+    Atomics.store(this.rollout.ints, POLICY_VERSION, v);
+  }
   /** Batches run so far (seeds the sampling of the next one). */
   batches = 0;
   /** Env steps recorded so far (first observations after a (re)start are not steps). */
@@ -179,6 +184,7 @@ export class Inference {
       return model.forward(x, B, h);
     });
     const logits = out.logits.data, values = out.values.data, A = out.logits.shape[1];
+    const version = this.version;
     const rng = new Rng((Math.imul(this.seed, 0x9e3779b1) ^ this.batches++) >>> 0);
     for (let b = 0; b < B; b++) {
       const i = this.#rows[b], s = this.slot[i], t = this.step[i];
@@ -200,7 +206,7 @@ export class Inference {
       buf.actions[(s * T + t) * k] = action;
       buf.logp[s * T + t] = logits[b * A + action] - m - Math.log(z);
       buf.values[s * (T + 1) + t] = value;
-      buf.versions[s * T + t] = this.version;
+      buf.versions[s * T + t] = version;
       this.step[i] = t + 1;
       if (completing[b] >= 0) {
         buf.values[completing[b] * (T + 1) + T] = value;

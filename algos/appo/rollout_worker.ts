@@ -66,6 +66,8 @@ export function workerIndex(layout: RolloutLayout, w: number): number {
 
 /** Int32 index of the counter inference waits on. */
 export const READY_COUNTER = 0;
+/** Int32 index of the published policy version (the learner stores it after each optimizer step). */
+export const POLICY_VERSION = 1;
 
 /** First env (within the worker) and env count of each group of a worker. */
 export function groupRanges(layout: RolloutLayout): { start: number; count: number }[] {
