@@ -658,7 +658,11 @@ function col2im(col: Float32Array, g: ConvGeometry, dx: Float32Array): void {
             }
             const xr = xb + ih * width;
             let iw = kj - padW;
-            for (let ow = 0; ow < outW; ow++, iw += strideW, o++) if (iw >= 0 && iw < width) dx[xr + iw] += col[o];
+            if (iw >= 0 && iw + (outW - 1) * strideW < width) {
+              for (let ow = 0; ow < outW; ow++, iw += strideW) dx[xr + iw] += col[o++];
+            } else {
+              for (let ow = 0; ow < outW; ow++, iw += strideW, o++) if (iw >= 0 && iw < width) dx[xr + iw] += col[o];
+            }
           }
         }
       }
