@@ -4,6 +4,7 @@ import {
   add,
   arange,
   argmax,
+  backend,
   clamp,
   concat,
   conv2d,
@@ -41,6 +42,7 @@ import {
   tanh,
   type Tensor,
   tensor,
+  useBackend,
   variance,
   where,
 } from "../models/mod.ts";
@@ -288,4 +290,11 @@ Deno.test("variance and std match torch.var/torch.std (unbiased by default)", ()
   sum(v).backward();
   // d/dx of the population variance: 2 (x − mean) / n
   assert.ok(Math.abs(x.grad!.data[0] - (2 * (1 - 2.5)) / 4) < 1e-6);
+});
+
+Deno.test("backend registry: cpu and auto select the CPU backend; an unregistered backend says what to use", () => {
+  assert.equal(useBackend("auto").name, "cpu");
+  assert.equal(useBackend("cpu").name, "cpu");
+  assert.throws(() => useBackend("webgpu"), /backend 'webgpu' is not available in this build; use "cpu" or "auto"/);
+  assert.equal(backend().name, "cpu");
 });
