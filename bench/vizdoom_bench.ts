@@ -5,9 +5,9 @@
  * - `c++`: the same shim driven by a small C++ loop, compiled here at bench time;
  * - `python`: the `vizdoom` 1.3.2 Python bindings from pip (venv in the cache, made here at bench time).
  *
- * Run: `deno run -A bench/vizdoom_bench.ts [--steps 4000] [--rounds 3]`. Prints one line per configuration with
- * ratios; each number is the best of `rounds` interleaved runs (the engine's speed drifts with machine load, which
- * the header line reports).
+ * Run: `deno run -A bench/vizdoom_bench.ts [--steps 2000] [--rounds 5]`. Prints one line per configuration with
+ * ratios: steps/s are the best of `rounds` interleaved runs, ratios the median of per-round ratios (the engine's
+ * speed drifts with machine load, which the header line reports).
  *
  * @module
  */
@@ -15,10 +15,11 @@
 import { parseArgs } from "node:util";
 import { cacheRoot, exists, run, say } from "../envs/_native/provision.ts";
 import { DoomEnv, ensureVizdoom, type ScreenFormat, VIZDOOM_VERSION, type VizdoomPaths } from "../envs/vizdoom/mod.ts";
+import { cString, lastError, loadVizdoom } from "../envs/vizdoom/ffi.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { steps: { type: "string", default: "4000" }, rounds: { type: "string", default: "3" } },
+  options: { steps: { type: "string", default: "2000" }, rounds: { type: "string", default: "5" } },
 });
 const STEPS = Number(values.steps), ROUNDS = Number(values.rounds);
 const WARMUP = 200;
@@ -154,6 +155,100 @@ print(f"{steps / (time.perf_counter() - t0):.1f}")
 game.close()
 `;
 
+/**
+ * The frame copy alone, 160x120 RGB24 -> 3x72x128 CHW, per frame: in the shim (avz_observe re-copies the current
+ * frame from shared memory without stepping) with each filter, next to the same resizes in TypeScript over
+ * preallocated buffers (from a native HWC copy of the frame).
+ */
+function benchResize(paths: VizdoomPaths): string[] {
+  const { symbols: lib } = loadVizdoom();
+  const g = lib.avz_create();
+  const dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-resize-` });
+  const ok = (rc: number) => {
+    if (rc < 0) throw new Error(lastError(lib));
+  };
+  try {
+    ok(lib.avz_load_config(g, cString(`${paths.scenarios}/basic.cfg`)));
+    ok(lib.avz_set_vizdoom_path(g, cString(paths.launcher)));
+    ok(lib.avz_set_doom_game_path(g, cString(paths.iwad)));
+    ok(lib.avz_set_doom_config_path(g, cString(`${dir}/_vizdoom.ini`)));
+    ok(lib.avz_set_screen_format(g, 1));
+    ok(lib.avz_set_screen_resolution(g, 0));
+    ok(lib.avz_set_window_visible(g, 0));
+    for (const a of ["-arcadia-engine", paths.engine, "-arcadia-parent", String(Deno.pid), "-arcadia-cwd", dir]) {
+      ok(lib.avz_add_game_arg(g, cString(a)));
+    }
+    ok(lib.avz_init(g));
+    const native = new Uint8Array(160 * 120 * 3), out = new Uint8Array(3 * 72 * 128);
+    const time = (fn: () => void, n = 3000) => {
+      for (let i = 0; i < 100; i++) fn();
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) fn();
+      return ((performance.now() - t0) * 1000) / n;
+    };
+    const lines: string[] = [];
+    const shim = (w: number, h: number, chw: number, area: number, buf: Uint8Array<ArrayBuffer>) => {
+      ok(lib.avz_set_output(g, w, h, chw, area));
+      ok(lib.avz_bind(g, null, Deno.UnsafePointer.of(buf), null, null, null, null, null));
+      return time(() => lib.avz_observe(g));
+    };
+    const copy = shim(0, 0, 0, 0, native);
+    lines.push(`shim copy 160x120 HWC (memcpy)         ${copy.toFixed(2)} us/frame`);
+    lines.push(`shim nearest -> 3x72x128 CHW           ${shim(128, 72, 1, 0, out).toFixed(2)} us/frame`);
+    lines.push(`shim area    -> 3x72x128 CHW           ${shim(128, 72, 1, 1, out).toFixed(2)} us/frame`);
+    const xs = Int32Array.from({ length: 128 }, (_, x) => Math.floor((x * 160) / 128));
+    const ys = Int32Array.from({ length: 72 }, (_, y) => Math.floor((y * 120) / 72));
+    const tsNearest = () => {
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < 72; y++) {
+          const row = ys[y] * 160, o = (c * 72 + y) * 128;
+          for (let x = 0; x < 128; x++) out[o + x] = native[(row + xs[x]) * 3 + c];
+        }
+      }
+    };
+    lines.push(`TS   nearest -> 3x72x128 CHW (+copy)   ${(time(tsNearest) + copy).toFixed(2)} us/frame`);
+    const rows = new Float32Array(120 * 128 * 3);
+    const tsArea = () => {
+      // Box filter with fractional edges (same as the shim's area filter), separable.
+      const sx = 160 / 128, sy = 120 / 72;
+      for (let y = 0; y < 120; y++) {
+        for (let x = 0; x < 128; x++) {
+          const lo = x * sx, hi = lo + sx;
+          for (let c = 0; c < 3; c++) {
+            let acc = 0;
+            for (let s = Math.floor(lo); s < hi && s < 160; s++) {
+              acc += ((Math.min(hi, s + 1) - Math.max(lo, s)) / sx) * native[(y * 160 + s) * 3 + c];
+            }
+            rows[(y * 128 + x) * 3 + c] = acc;
+          }
+        }
+      }
+      for (let y = 0; y < 72; y++) {
+        const lo = y * sy, hi = lo + sy;
+        for (let x = 0; x < 128; x++) {
+          for (let c = 0; c < 3; c++) {
+            let acc = 0;
+            for (let s = Math.floor(lo); s < hi && s < 120; s++) {
+              acc += ((Math.min(hi, s + 1) - Math.max(lo, s)) / sy) * rows[(s * 128 + x) * 3 + c];
+            }
+            out[(c * 72 + y) * 128 + x] = acc + 0.5;
+          }
+        }
+      }
+    };
+    lines.push(`TS   area    -> 3x72x128 CHW (+copy)   ${(time(tsArea, 500) + copy).toFixed(2)} us/frame`);
+    return lines;
+  } finally {
+    lib.avz_destroy(g);
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 async function buildCppLoop(paths: VizdoomPaths): Promise<string> {
   const dir = `${cacheRoot()}/vizdoom-bench`;
   Deno.mkdirSync(dir, { recursive: true });
@@ -217,23 +312,26 @@ if (import.meta.main) {
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
   const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
   console.log(
-    `vizdoom ${VIZDOOM_VERSION} bench: basic.cfg, 160x120, one env, one thread, best of ${ROUNDS} x ${STEPS} steps` +
+    `vizdoom ${VIZDOOM_VERSION} bench: basic.cfg, 160x120, one env, one thread, ${ROUNDS} interleaved rounds of ${STEPS} steps` +
       ` (${cpu}, ${navigator.hardwareConcurrency} cores, load average ${load})`,
   );
+  for (const line of benchResize(paths)) console.log(line);
   for (const { format, tics } of CONFIGS) {
-    // Interleaved rounds, best of each: the engine's speed drifts with machine load.
-    let ffi = 0, cpp = 0, py = 0;
+    // Interleaved rounds: the engine's speed drifts with machine load, so each ratio is the median of per-round
+    // ratios (both sides measured back to back), and each steps/s figure is the best round.
+    const ffi: number[] = [], cpp: number[] = [], py: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      ffi = Math.max(ffi, benchFfi(format, tics));
-      cpp = Math.max(cpp, await benchCpp(exe, paths, cfg, format, tics));
-      if (python) py = Math.max(py, await benchPython(python, cfg, format, tics));
+      ffi.push(benchFfi(format, tics));
+      cpp.push(await benchCpp(exe, paths, cfg, format, tics));
+      if (python) py.push(await benchPython(python, cfg, format, tics));
     }
-    const f = (x: number) => x.toFixed(0).padStart(5);
+    const f = (x: number[]) => Math.max(...x).toFixed(0).padStart(5);
+    const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i])).toFixed(2);
     console.log(
       `${format.padEnd(5)} tics=${tics}: ffi ${f(ffi)} steps/s | c++ loop ${f(cpp)} | python ${
         python ? f(py) : "  n/a"
       }` +
-        ` | ffi/c++ ${(ffi / cpp).toFixed(2)} | ffi/python ${python ? (ffi / py).toFixed(2) : "n/a"}`,
+        ` | ffi/c++ ${ratio(ffi, cpp)} | ffi/python ${python ? ratio(ffi, py) : "n/a"}`,
     );
   }
 }

@@ -3,7 +3,14 @@ import { checkEnv } from "../envs/checker.ts";
 import { make } from "../envs/registry.ts";
 import { Box, Dict, Discrete, MultiDiscrete } from "../envs/spaces.ts";
 import { SyncVectorEnv, WorkerVectorEnv } from "../envs/vector/mod.ts";
-import { DOOM_SPECS, DoomEnv, type DoomObservation, ensureVizdoom, findEnginePids } from "../envs/vizdoom/mod.ts";
+import {
+  cleanStaleEngineFiles,
+  DOOM_SPECS,
+  DoomEnv,
+  type DoomObservation,
+  ensureVizdoom,
+  findEnginePids,
+} from "../envs/vizdoom/mod.ts";
 
 // Provisions through the same code path as users: the first run builds, later runs hit the cache.
 await ensureVizdoom();
@@ -120,6 +127,41 @@ Deno.test("HWC layout holds the same pixels as CHW, and render() gives the RGB f
   assert.deepEqual(frame.data, y);
 });
 
+/** Reference resize of an HWC RGB frame to CHW: nearest (OpenCV INTER_NEAREST) or area (box filter). */
+function resizeReference(src: Uint8Array, sw: number, sh: number, dw: number, dh: number, area: boolean) {
+  const out = new Float64Array(3 * dw * dh);
+  const sx = sw / dw, sy = sh / dh;
+  const taps = (i: number, scale: number, n: number) => {
+    if (!area) return [[Math.min(Math.floor(i * scale), n - 1), 1]];
+    const lo = i * scale, hi = lo + scale, t: number[][] = [];
+    for (let s = Math.floor(lo); s < hi && s < n; s++) t.push([s, (Math.min(hi, s + 1) - Math.max(lo, s)) / scale]);
+    return t;
+  };
+  for (let y = 0; y < dh; y++) {
+    for (let x = 0; x < dw; x++) {
+      for (const [yy, wy] of taps(y, sy, sh)) {
+        for (const [xx, wx] of taps(x, sx, sw)) {
+          for (let c = 0; c < 3; c++) out[(c * dh + y) * dw + x] += wy * wx * src[(yy * sw + xx) * 3 + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+for (const interpolation of ["nearest", "area"] as const) {
+  Deno.test(`the ${interpolation} resize to 128x72 CHW matches a reference computed from the native frame`, () => {
+    using native = new DoomEnv("basic", { layout: "HWC" });
+    using resized = new DoomEnv("basic", { resize: [128, 72], interpolation });
+    const [a] = native.reset({ seed: 5 }), [b] = resized.reset({ seed: 5 });
+    const want = resizeReference(a as Uint8Array, 160, 120, 128, 72, interpolation === "area");
+    const got = b as Uint8Array;
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst <= (interpolation === "area" ? 0.51 : 0), `largest difference ${worst}`);
+  });
+}
+
 Deno.test("depth, labels, automap and game variables come as a Dict observation", () => {
   const env = new DoomEnv("health_gathering_supreme", {
     resize: [64, 48],
@@ -214,6 +256,28 @@ Deno.test("close() stops the engine: no orphan engine processes", async () => {
   await waitUntil(`engine ${pid} exits`, () => !processAlive(pid));
   assert.equal(env.enginePid, undefined);
   assert.throws(() => env.reset(), /closed env/);
+});
+
+Deno.test("stale shared memory of dead engines is removed; engines write nothing into the working directory", () => {
+  const stale = "/dev/shm/ViZDoomSMarcadiaTestDeadEngine";
+  Deno.writeTextFileSync(stale, "");
+  const old = new Date(Date.now() - 3_600_000);
+  Deno.utimeSync(stale, old, old);
+  const fresh = "/dev/shm/ViZDoomSMarcadiaTestStartingEngine";
+  Deno.writeTextFileSync(fresh, "");
+  try {
+    cleanStaleEngineFiles();
+    assert.throws(() => Deno.statSync(stale), Deno.errors.NotFound);
+    assert.ok(Deno.statSync(fresh).isFile, "objects younger than a minute are left alone");
+  } finally {
+    Deno.removeSync(fresh);
+  }
+  using env = new DoomEnv("basic");
+  env.reset({ seed: 0 });
+  env.step(1);
+  for (const name of ["_vizdoom.ini", "_vizdoom"]) {
+    assert.throws(() => Deno.statSync(name), Deno.errors.NotFound, `${name} in ${Deno.cwd()}`);
+  }
 });
 
 Deno.test("engines die with their Deno process, even on SIGKILL", async () => {

@@ -72,6 +72,8 @@ interface PartStamp {
 }
 
 const SHIM_URL = new URL("./shim.cpp", import.meta.url);
+/** Compiler flags of the shim; part of the build's hash, so changing them rebuilds. */
+const SHIM_FLAGS = ["-std=c++11", "-O3", "-fPIC", "-shared", "-fvisibility=hidden"];
 const BOOST_COMPONENTS = ["filesystem", "thread", "system", "date_time", "chrono", "regex", "iostreams"];
 
 /** Options of `ensureVizdoom`. */
@@ -180,7 +182,7 @@ async function readShimSource(): Promise<string> {
 }
 
 function shimHash(source: string): string {
-  return createHash("sha256").update(source).digest("hex").slice(0, 12);
+  return createHash("sha256").update(SHIM_FLAGS.join(" ")).update(source).digest("hex").slice(0, 12);
 }
 
 function shimDir(hash: string): string {
@@ -355,34 +357,30 @@ async function buildShim(
   Deno.writeTextFileSync(source, shim);
   const log = `${tmp}/build.log`;
   const includes = lib.include.flatMap((i) => ["-I", i]);
-  const common = ["g++", "-std=c++11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden", ...includes, source];
-  const tail = ["-lpthread", "-lrt", "-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"];
+  const object = `${tmp}/shim.o`;
+  await run(["g++", ...SHIM_FLAGS.filter((f) => f !== "-shared"), ...includes, "-c", source, "-o", object], {
+    label: "compiling the ViZDoom shim",
+    log,
+  });
+  const link = ["g++", "-shared", object, lib.archive];
+  const tail = [
+    "-lpthread",
+    "-lrt",
+    "-static-libstdc++",
+    "-static-libgcc",
+    "-Wl,--exclude-libs,ALL",
+    "-Wl,--no-undefined",
+  ];
   const boostLibs = BOOST_COMPONENTS.map((c) => `-lboost_${c}`);
   const output = `${tmp}/libarcadia_vizdoom.so`;
   let boost: "static" | "dynamic" = "static";
   try {
     // Debian's static Boost archives are not position-independent; then this fails and Boost is linked dynamically.
-    await run(
-      [
-        ...common,
-        lib.archive,
-        "-Wl,-Bstatic",
-        ...boostLibs,
-        "-lboost_atomic",
-        "-Wl,-Bdynamic",
-        ...tail,
-        "-Wl,--no-undefined",
-        "-o",
-        output,
-      ],
-      { label: "compiling the ViZDoom shim", log },
-    );
+    const statics = ["-Wl,-Bstatic", ...boostLibs, "-lboost_atomic", "-Wl,-Bdynamic"];
+    await run([...link, ...statics, ...tail, "-o", output], { label: "linking (Boost static)", log });
   } catch {
     boost = "dynamic";
-    await run([...common, lib.archive, ...boostLibs, ...tail, "-Wl,--no-undefined", "-o", output], {
-      label: "compiling the ViZDoom shim (Boost linked dynamically)",
-      log,
-    });
+    await run([...link, ...boostLibs, ...tail, "-o", output], { label: "linking (Boost dynamic)", log });
   }
   const launcher = `${tmp}/arcadia_vizdoom_launcher`;
   await run(["g++", "-O2", "-DARCADIA_VIZDOOM_LAUNCHER", source, "-o", launcher], {

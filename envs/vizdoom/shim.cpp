@@ -10,6 +10,7 @@
 // Compiled with -DARCADIA_VIZDOOM_LAUNCHER, this same file is the engine launcher: a tiny program the controller
 // starts instead of the engine, which sets a parent-death signal and then execs the real engine (see launcher_main).
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -72,63 +73,70 @@ struct Axis {
 };
 
 // Copies (and possibly resizes and transposes) one frame. Planned once per configuration; run() allocates nothing.
+// Layouts are described by strides (pixel, row, channel) so the loops carry no layout branches.
 struct Resampler {
   int srcW = 0, srcH = 0, dstW = 0, dstH = 0, channels = 1;
-  bool srcPlanar = false, dstChw = false, area = false, sameSize = true;
+  size_t sPix = 1, sRow = 0, sChan = 0, dPix = 1, dRow = 0, dChan = 0;
+  bool area = false, plainCopy = false;
   Axis xs, ys;
-  std::vector<float> rows;  // horizontal pass of the area filter: srcH x dstW x channels
+  std::vector<int32_t> srcX;  // per output x (nearest) or per tap (area): source x times the pixel stride
+  std::vector<float> rows;    // area filter's horizontal pass: channels x srcH x dstW
+  std::vector<float> line;    // area filter's vertical pass: one output row
 
   void plan(int sw, int sh, int c, bool planar, int dw, int dh, bool chw, bool useArea) {
-    srcW = sw, srcH = sh, channels = c, srcPlanar = planar, dstW = dw, dstH = dh, dstChw = chw;
-    sameSize = (sw == dw && sh == dh);
+    srcW = sw, srcH = sh, channels = c, dstW = dw, dstH = dh;
+    const bool sameSize = (sw == dw && sh == dh);
     area = useArea && !sameSize;
+    const bool srcChw = planar || c == 1, dstChwEff = chw || c == 1;
+    plainCopy = sameSize && srcChw == dstChwEff;
+    sPix = srcChw ? 1 : size_t(c), sRow = size_t(sw) * sPix, sChan = srcChw ? size_t(sw) * sh : 1;
+    dPix = dstChwEff ? 1 : size_t(c), dRow = size_t(dw) * dPix, dChan = dstChwEff ? size_t(dw) * dh : 1;
     xs.plan(sw, dw, area);
     ys.plan(sh, dh, area);
-    rows.assign(area ? size_t(sh) * dw * c : 0, 0.0f);
-  }
-
-  size_t srcAt(int c, int y, int x) const {
-    return srcPlanar ? (size_t(c) * srcH + y) * srcW + x : (size_t(y) * srcW + x) * channels + c;
-  }
-  size_t dstAt(int c, int y, int x) const {
-    return dstChw ? (size_t(c) * dstH + y) * dstW + x : (size_t(y) * dstW + x) * channels + c;
+    srcX.resize(xs.index.size());
+    for (size_t i = 0; i < xs.index.size(); ++i) srcX[i] = int32_t(xs.index[i] * sPix);
+    rows.assign(area ? size_t(c) * sh * dw : 0, 0.0f);
+    line.assign(dw, 0.0f);
   }
 
   void run(const uint8_t *src, uint8_t *dst) {
-    const bool srcChw = srcPlanar || channels == 1, outChw = dstChw || channels == 1;
-    if (sameSize && srcChw == outChw) {
+    if (plainCopy) {
       std::memcpy(dst, src, size_t(srcW) * srcH * channels);
       return;
     }
+    const int32_t *sx = srcX.data();
     if (!area) {
-      for (int y = 0; y < dstH; ++y) {
-        const int sy = ys.index[ys.start[y]];
-        for (int x = 0; x < dstW; ++x) {
-          const int sx = xs.index[xs.start[x]];
-          for (int c = 0; c < channels; ++c) dst[dstAt(c, y, x)] = src[srcAt(c, sy, sx)];
+      for (int c = 0; c < channels; ++c) {
+        for (int y = 0; y < dstH; ++y) {
+          const uint8_t *s = src + c * sChan + size_t(ys.index[y]) * sRow;
+          uint8_t *d = dst + c * dChan + size_t(y) * dRow;
+          for (int x = 0; x < dstW; ++x) d[x * dPix] = s[sx[x]];
         }
       }
       return;
     }
-    for (int sy = 0; sy < srcH; ++sy) {
-      float *row = &rows[size_t(sy) * dstW * channels];
-      for (int x = 0; x < dstW; ++x) {
-        for (int c = 0; c < channels; ++c) {
+    const float *xw = xs.weight.data(), *yw = ys.weight.data();
+    for (int c = 0; c < channels; ++c) {
+      for (int y = 0; y < srcH; ++y) {
+        const uint8_t *s = src + c * sChan + size_t(y) * sRow;
+        float *r = &rows[(size_t(c) * srcH + y) * dstW];
+        for (int x = 0; x < dstW; ++x) {
           float acc = 0.0f;
-          for (int t = xs.start[x], e = t + xs.count[x]; t < e; ++t) acc += xs.weight[t] * src[srcAt(c, sy, xs.index[t])];
-          row[x * channels + c] = acc;
+          for (int t = xs.start[x], e = t + xs.count[x]; t < e; ++t) acc += xw[t] * s[sx[t]];
+          r[x] = acc;
         }
       }
-    }
-    for (int y = 0; y < dstH; ++y) {
-      for (int x = 0; x < dstW; ++x) {
-        for (int c = 0; c < channels; ++c) {
-          float acc = 0.0f;
-          for (int t = ys.start[y], e = t + ys.count[y]; t < e; ++t) {
-            acc += ys.weight[t] * rows[(size_t(ys.index[t]) * dstW + x) * channels + c];
-          }
-          const int v = int(acc + 0.5f);
-          dst[dstAt(c, y, x)] = uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+      float *acc = line.data();
+      for (int y = 0; y < dstH; ++y) {
+        std::fill(acc, acc + dstW, 0.0f);
+        for (int t = ys.start[y], e = t + ys.count[y]; t < e; ++t) {
+          const float w = yw[t], *r = &rows[(size_t(c) * srcH + ys.index[t]) * dstW];
+          for (int x = 0; x < dstW; ++x) acc[x] += w * r[x];
+        }
+        uint8_t *d = dst + c * dChan + size_t(y) * dRow;
+        for (int x = 0; x < dstW; ++x) {
+          const int v = int(acc[x] + 0.5f);
+          d[x * dPix] = uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
         }
       }
     }
