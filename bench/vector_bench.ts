@@ -1,5 +1,5 @@
 /**
- * Vector env throughput on CartPole-v1: `deno run -A bench/vector_bench.ts [--seconds 12] [--rounds 20]`.
+ * Vector env throughput on CartPole-v1: `deno run -A bench/vector_bench.ts [--seconds 16] [--rounds 80]`.
  *
  * For 1, 8 and 64 envs it prints steps/s (env steps: batched steps x numEnvs) and µs per batched step of:
  * - `in-thread`: the same envs (`make("CartPole-v1")`, TimeLimit included) stepped in a plain loop with same-step
@@ -34,7 +34,7 @@ import { SyncVectorEnv, WorkerVectorEnv, type WorkerVectorEnvOptions } from "../
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string", default: "12" }, rounds: { type: "string", default: "20" } },
+  options: { seconds: { type: "string", default: "16" }, rounds: { type: "string", default: "80" } },
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
