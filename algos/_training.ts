@@ -232,6 +232,20 @@ export async function saveTrainingCheckpoint(path: string, state: TrainingState)
 }
 
 /**
+ * Write the run's checkpoint (`runDir/checkpoint.safetensors`, atomically) and, with `keep`, a copy that later
+ * checkpoints do not overwrite (`runDir/checkpoints/step_<globalStep>.safetensors`). Returns the latest's path.
+ */
+export async function writeRunCheckpoint(runDir: string, state: TrainingState, keep: boolean): Promise<string> {
+  const path = `${runDir}/${RUN_FILES.checkpoint}`;
+  await saveTrainingCheckpoint(path, state);
+  if (keep) {
+    await Deno.mkdir(`${runDir}/checkpoints`, { recursive: true });
+    await saveTrainingCheckpoint(`${runDir}/checkpoints/step_${state.counters.globalStep}.safetensors`, state);
+  }
+  return path;
+}
+
+/**
  * Load a checkpoint written by `saveTrainingCheckpoint` into `state` (model, optimizer, generator) and return its
  * counters. Shapes are checked before anything is modified.
  */
@@ -351,6 +365,8 @@ export interface RunOptions {
   runDir?: string;
   /** Write a checkpoint every this many env steps (0: only the final one). */
   checkpointEvery: number;
+  /** Also keep every checkpoint as `checkpoints/step_<globalStep>.safetensors` (default: only the latest). */
+  keepCheckpoints: boolean;
   /** Continue from a checkpoint file or a run directory (logs keep going into that directory). */
   resume?: string;
   /** Write TensorBoard event files besides metrics.jsonl. */

@@ -25,11 +25,11 @@ import {
   progressPrinter,
   RUN_FILES,
   type RunOptions,
-  saveTrainingCheckpoint,
   startRun,
   stopRequest,
   type TrainResult,
   TrainRng,
+  writeRunCheckpoint,
 } from "./_training.ts";
 import { type ActorCritic, MlpActorCritic, NatureCnnActorCritic } from "./policies.ts";
 
@@ -69,6 +69,7 @@ export const A2C_DEFAULTS: Readonly<A2cOptions> = Object.freeze({
   expName: "a2c",
   runsDir: "runs",
   checkpointEvery: 0,
+  keepCheckpoints: false,
   tensorboard: true,
   handleSigint: true,
   numEnvs: 16,
@@ -194,18 +195,22 @@ export async function trainA2c(options: Partial<A2cOptions> = {}): Promise<Train
       );
 
       if (crossedBoundary(stepBefore, globalStep, args.checkpointEvery) && iteration < numIterations) {
-        await saveTrainingCheckpoint(checkpointPath, {
+        await writeRunCheckpoint(runDir, {
           model: agent,
           optimizer,
           rng,
           counters: { globalStep, iteration },
-        });
+        }, args.keepCheckpoints);
         await envs.reset({ seed: args.seed + globalStep });
       }
       await tick();
     }
 
-    await saveTrainingCheckpoint(checkpointPath, { model: agent, optimizer, rng, counters: { globalStep, iteration } });
+    await writeRunCheckpoint(
+      runDir,
+      { model: agent, optimizer, rng, counters: { globalStep, iteration } },
+      args.keepCheckpoints,
+    );
     progress(() => `a2c done: ${globalStep} steps${stop.reason ? ` (stopped by ${stop.reason})` : ""}`, true);
     logger.flush();
     return { policy: agent, runDir, globalStep, checkpoint: checkpointPath, stoppedBy: stop.reason };

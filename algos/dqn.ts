@@ -29,11 +29,11 @@ import {
   progressPrinter,
   RUN_FILES,
   type RunOptions,
-  saveTrainingCheckpoint,
   startRun,
   stopRequest,
   type TrainResult,
   TrainRng,
+  writeRunCheckpoint,
 } from "./_training.ts";
 import { MlpQNetwork, NatureCnnQNetwork, obsTensor, type QNetwork } from "./policies.ts";
 
@@ -95,6 +95,7 @@ export const DQN_DEFAULTS: Readonly<DqnOptions> = Object.freeze({
   expName: "dqn",
   runsDir: "runs",
   checkpointEvery: 0,
+  keepCheckpoints: false,
   tensorboard: true,
   handleSigint: true,
   numEnvs: 1,
@@ -298,14 +299,22 @@ export async function trainDqn(options: Partial<DqnOptions> = {}): Promise<Train
         }`
       );
       if (crossedBoundary(stepBefore, globalStep, args.checkpointEvery) && iteration < numIterations) {
-        await saveTrainingCheckpoint(checkpointPath, { model, optimizer, rng, counters: { globalStep, iteration } });
+        await writeRunCheckpoint(
+          runDir,
+          { model, optimizer, rng, counters: { globalStep, iteration } },
+          args.keepCheckpoints,
+        );
         const [obs2] = await envs.reset({ seed: args.seed + globalStep });
         rb.start(obs2);
       }
       await tick();
     }
 
-    await saveTrainingCheckpoint(checkpointPath, { model, optimizer, rng, counters: { globalStep, iteration } });
+    await writeRunCheckpoint(
+      runDir,
+      { model, optimizer, rng, counters: { globalStep, iteration } },
+      args.keepCheckpoints,
+    );
     progress(() => `dqn done: ${globalStep} steps${stop.reason ? ` (stopped by ${stop.reason})` : ""}`, true);
     logger.flush();
     return { policy: qNetwork, runDir, globalStep, checkpoint: checkpointPath, stoppedBy: stop.reason };

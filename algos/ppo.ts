@@ -24,11 +24,11 @@ import {
   progressPrinter,
   RUN_FILES,
   type RunOptions,
-  saveTrainingCheckpoint,
   startRun,
   stopRequest,
   type TrainResult,
   TrainRng,
+  writeRunCheckpoint,
 } from "./_training.ts";
 import { type ActorCritic, MlpActorCritic, NatureCnnActorCritic } from "./policies.ts";
 
@@ -76,6 +76,7 @@ export const PPO_DEFAULTS: Readonly<PpoOptions> = Object.freeze({
   expName: "ppo",
   runsDir: "runs",
   checkpointEvery: 0,
+  keepCheckpoints: false,
   tensorboard: true,
   handleSigint: true,
   numEnvs: 4,
@@ -195,6 +196,7 @@ export async function trainPpo(options: Partial<PpoOptions> = {}): Promise<Train
       computeGae(rollout, rollout, { gamma: args.gamma, lambda: args.gaeLambda });
 
       // Optimize the policy and value network.
+      for (let k = 0; k < batchSize; k++) order[k] = k; // fresh each iteration (CleanRL's b_inds), so resumes match
       let clipfracSum = 0, clipfracCount = 0, approxKl = 0, oldApproxKl = 0;
       let pgLossV = 0, vLossV = 0, entropyV = 0;
       for (let epoch = 0; epoch < args.updateEpochs; epoch++) {
@@ -274,18 +276,22 @@ export async function trainPpo(options: Partial<PpoOptions> = {}): Promise<Train
       );
 
       if (crossedBoundary(stepBefore, globalStep, args.checkpointEvery) && iteration < numIterations) {
-        await saveTrainingCheckpoint(checkpointPath, {
+        await writeRunCheckpoint(runDir, {
           model: agent,
           optimizer,
           rng,
           counters: { globalStep, iteration },
-        });
+        }, args.keepCheckpoints);
         await envs.reset({ seed: args.seed + globalStep });
       }
       await tick();
     }
 
-    await saveTrainingCheckpoint(checkpointPath, { model: agent, optimizer, rng, counters: { globalStep, iteration } });
+    await writeRunCheckpoint(
+      runDir,
+      { model: agent, optimizer, rng, counters: { globalStep, iteration } },
+      args.keepCheckpoints,
+    );
     progress(() => `ppo done: ${globalStep} steps${stop.reason ? ` (stopped by ${stop.reason})` : ""}`, true);
     logger.flush();
     return { policy: agent, runDir, globalStep, checkpoint: checkpointPath, stoppedBy: stop.reason };
