@@ -5,7 +5,7 @@
  */
 
 import type { Rng } from "./rng.ts";
-import type { Tensor } from "./tensor.ts";
+import { backend, type Tensor } from "./tensor.ts";
 
 /** Fan-in and fan-out as PyTorch computes them (`[out, in, ...kernel]`). */
 export function fans(shape: readonly number[]): { fanIn: number; fanOut: number } {
@@ -55,7 +55,9 @@ export function pytorchDefaultInit(weight: Tensor, rng: Rng): Tensor {
 
 /**
  * Orthogonal init (`torch.nn.init.orthogonal_`): rows (or columns, whichever are fewer) orthonormal, scaled by
- * `gain`. Uses modified Gram–Schmidt in float64 on a Gaussian matrix, which matches QR with the sign fix.
+ * `gain`. Block Gram–Schmidt on a Gaussian matrix: earlier blocks are projected out with two GEMM passes
+ * (re-orthogonalisation keeps float32 exact to ~1e-6), then modified Gram–Schmidt within each block in float64.
+ * The triangular factor has a positive diagonal, which matches QR with PyTorch's sign fix.
  *
  * @example
  * ```ts
@@ -67,28 +69,43 @@ export function orthogonalInit(t: Tensor, options: { gain?: number; rng: Rng }):
   const gain = options.gain ?? 1;
   if (t.ndim < 2) throw new Error(`orthogonalInit: need at least 2 dims, got [${t.shape.join(",")}]`);
   const rows = t.shape[0], cols = t.size / rows;
-  // Work on a tall matrix A (R × C, R >= C) stored column-major: column j is a[j*R .. j*R+R).
+  // Orthonormalise the C = min(rows, cols) vectors of length R = max(rows, cols), stored as the rows of q (C × R).
   const R = Math.max(rows, cols), C = Math.min(rows, cols);
-  const a = new Float64Array(R * C);
-  for (let i = 0; i < a.length; i++) a[i] = options.rng.normal();
-  for (let j = 0; j < C; j++) {
-    const cj = j * R;
-    for (let k = 0; k < j; k++) {
-      const ck = k * R;
-      let dot = 0;
-      for (let i = 0; i < R; i++) dot += a[ck + i] * a[cj + i];
-      for (let i = 0; i < R; i++) a[cj + i] -= dot * a[ck + i];
+  const q = new Float32Array(C * R);
+  for (let i = 0; i < q.length; i++) q[i] = options.rng.normal();
+  const be = backend();
+  const BS = 16; // small blocks: most work goes to the GEMMs
+  const h = new Float32Array(BS * C);
+  for (let k0 = 0; k0 < C; k0 += BS) {
+    const k1 = Math.min(C, k0 + BS), b = k1 - k0;
+    const block = q.subarray(k0 * R, k1 * R);
+    if (k0 > 0) {
+      const prev = q.subarray(0, k0 * R);
+      for (let pass = 0; pass < 2; pass++) {
+        be.gemm(false, true, b, k0, R, 1, block, prev, 0, h); // h = block · prevᵀ
+        be.gemm(false, false, b, R, k0, -1, h, prev, 1, block); // block -= h · prev
+      }
     }
-    let norm = 0;
-    for (let i = 0; i < R; i++) norm += a[cj + i] * a[cj + i];
-    norm = Math.sqrt(norm);
-    for (let i = 0; i < R; i++) a[cj + i] /= norm;
+    for (let j = 0; j < b; j++) {
+      const cj = j * R;
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = 0; i < j; i++) {
+          const ci = i * R;
+          let dot = 0;
+          for (let r = 0; r < R; r++) dot += block[ci + r] * block[cj + r];
+          for (let r = 0; r < R; r++) block[cj + r] -= dot * block[ci + r];
+        }
+      }
+      let norm = 0;
+      for (let r = 0; r < R; r++) norm += block[cj + r] * block[cj + r];
+      norm = Math.sqrt(norm);
+      for (let r = 0; r < R; r++) block[cj + r] /= norm;
+    }
   }
-  // rows >= cols: W[r, c] = Q[r, c]; rows < cols: W = Q^T, W[r, c] = Q[c, r].
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      t.data[r * cols + c] = gain * (rows >= cols ? a[c * R + r] : a[r * R + c]);
-    }
+  // rows >= cols: W = Q (R × C), W[r, c] = q[c, r]; rows < cols: W = Qᵀ, W[r, c] = q[r, c].
+  if (rows < cols) { for (let i = 0; i < q.length; i++) t.data[i] = gain * q[i]; }
+  else {
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t.data[r * cols + c] = gain * q[c * R + r];
   }
   return t;
 }

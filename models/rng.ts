@@ -17,33 +17,42 @@
  * ```
  */
 export class Rng {
-  #s = new Uint32Array(4);
-  #spare: number | null = null;
+  // State as four int32 fields (not a typed array, not nullable numbers): keeps every call monomorphic and unboxed.
+  #a = 0;
+  #b = 0;
+  #c = 0;
+  #d = 0;
+  #spare = 0;
+  #hasSpare = false;
 
   constructor(seed = 0) {
     let x = seed >>> 0;
-    for (let i = 0; i < 4; i++) {
+    const next = () => {
       // splitmix32 spreads a small seed over the whole state.
-      x = (x + 0x9e3779b9) >>> 0;
+      x = (x + 0x9e3779b9) | 0;
       let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      this.#s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) | 0;
+    };
+    this.#a = next();
+    this.#b = next();
+    this.#c = next();
+    this.#d = next();
   }
 
   /** Next uint32. */
   nextUint32(): number {
-    const s = this.#s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return result;
+    const b = this.#b;
+    const result = Math.imul(rotl(Math.imul(b, 5), 7), 9);
+    const t = b << 9;
+    const c = this.#c ^ this.#a;
+    const d = this.#d ^ b;
+    this.#b = b ^ c;
+    this.#a = this.#a ^ d;
+    this.#c = c ^ t;
+    this.#d = rotl(d, 11);
+    return result >>> 0;
   }
 
   /** Uniform in [0, 1) with 53 random bits. */
@@ -64,16 +73,16 @@ export class Rng {
 
   /** Standard normal (Box–Muller, caching the second value). */
   normal(): number {
-    if (this.#spare !== null) {
-      const v = this.#spare;
-      this.#spare = null;
-      return v;
+    if (this.#hasSpare) {
+      this.#hasSpare = false;
+      return this.#spare;
     }
     let u = 0;
     while (u === 0) u = this.uniform();
     const v = this.uniform();
     const r = Math.sqrt(-2 * Math.log(u));
     this.#spare = r * Math.sin(2 * Math.PI * v);
+    this.#hasSpare = true;
     return r * Math.cos(2 * Math.PI * v);
   }
 
@@ -84,5 +93,5 @@ export class Rng {
 }
 
 function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+  return (x << k) | (x >>> (32 - k));
 }
