@@ -137,7 +137,7 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
 });
 
 /** A module (as a data: URL) registering a CartPole that throws once, at its 50th step, across Worker restarts. */
-function crashEnvModule(): string {
+function crashEnvModule(always = false): string {
   const registry = new URL("../envs/registry.ts", import.meta.url).href;
   const cartpole = new URL("../envs/classic/cartpole.ts", import.meta.url).href;
   const source = `
@@ -147,7 +147,8 @@ function crashEnvModule(): string {
       steps = 0;
       constructor(marker) { super(); this.marker = marker; }
       step(action) {
-        if (++this.steps === 50) {
+        if (${always} && ++this.steps === 5) throw new Error("broken env");
+        if (!${always} && ++this.steps === 50) {
           try { Deno.statSync(this.marker); } catch {
             Deno.writeTextFileSync(this.marker, "crashed");
             throw new Error("injected engine crash");
@@ -156,7 +157,9 @@ function crashEnvModule(): string {
         return super.step(action);
       }
     }
-    register({ id: "CrashOnceCartPole-v0", create: (kw) => new CrashOnce(kw.marker), maxEpisodeSteps: 500 });
+    register({ id: "${
+    always ? "AlwaysCrashCartPole-v0" : "CrashOnceCartPole-v0"
+  }", create: (kw) => new CrashOnce(kw.marker), maxEpisodeSteps: 500 });
   `;
   return `data:application/javascript;base64,${btoa(source)}`;
 }
@@ -203,4 +206,32 @@ Deno.test("an abort signal stops training cleanly with a final checkpoint that r
   assert.equal(resumed.runDir, dir);
   assert.ok(resumed.frames >= stopped.frames + 200);
   assert.ok(resumed.version >= stopped.version);
+});
+
+Deno.test("an env that keeps crashing stops training after maxWorkerRestarts with its error", async () => {
+  const dir = tempDir();
+  const original = console.error;
+  console.error = () => {};
+  try {
+    await assert.rejects(
+      trainAppo({
+        envId: "AlwaysCrashCartPole-v0",
+        envKwargs: { marker: `${dir}/unused` },
+        envModules: [crashEnvModule(true)],
+        numWorkers: 1,
+        numEnvsPerWorker: 2,
+        rnnSize: 0,
+        mlpLayers: [8],
+        totalFrames: 100_000,
+        maxWorkerRestarts: 3,
+        runDir: `${dir}/run`,
+        tensorboard: false,
+        handleSignals: false,
+        checkpointIntervalS: 0,
+      }),
+      /broken env.*after 3 restarts/,
+    );
+  } finally {
+    console.error = original;
+  }
 });

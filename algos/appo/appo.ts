@@ -53,7 +53,10 @@ export interface AppoOptions {
   maxEpisodeSteps?: number;
   /** Modules imported (here and in every worker) before `make`, so their env ids are registered. */
   envModules: (string | URL)[];
-  /** Frames each env step counts for (the env's frameskip), for `totalFrames` and `charts/SPS`. */
+  /**
+   * Frames each env step counts for, for `totalFrames` and `charts/SPS`; 0 (default) reads the unwrapped env's
+   * `frameskip` property (4 for the `doom_*` ids), else 1.
+   */
   frameskip: number;
   /** Training budget in frames (env steps × frameskip). */
   totalFrames: number;
@@ -145,12 +148,14 @@ export interface AppoOptions {
   handleSignals: boolean;
   /** Milliseconds to let workers close their envs before terminating them. */
   closeTimeoutMs: number;
+  /** Give up (throw the last worker error) after this many rollout worker restarts. */
+  maxWorkerRestarts: number;
 }
 
 /** Sample Factory's defaults with its Doom overrides (clip value 0.2, symmetric-KL exploration 0.001). */
 export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   envModules: [],
-  frameskip: 1,
+  frameskip: 0,
   totalFrames: 1_000_000,
   numWorkers: 2,
   numEnvsPerWorker: 4,
@@ -190,6 +195,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   checkpointIntervalS: 600,
   handleSignals: true,
   closeTimeoutMs: 5000,
+  maxWorkerRestarts: 100,
 };
 
 /** What `trainAppo` returns. */
@@ -262,7 +268,9 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   // Spaces from a probe env built here (the workers build their own).
   const probe = make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps });
   const obsSpace = probe.observationSpace, actSpace = probe.actionSpace;
+  const envFrameskip = (probe.unwrapped as { frameskip?: unknown }).frameskip;
   probe.close();
+  if (!o.frameskip) o.frameskip = typeof envFrameskip === "number" && envFrameskip > 0 ? envFrameskip : 1;
   if (!(obsSpace instanceof Box)) throw new TypeError(`trainAppo: observation space ${obsSpace} must be a Box`);
   if (!(actSpace instanceof Discrete) || actSpace.start !== 0) {
     throw new TypeError(`trainAppo: action space ${actSpace} must be Discrete(n) starting at 0`);
@@ -347,8 +355,13 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     } else return run.frames >= o.totalFrames;
     return true;
   };
-  if (o.serial) await runSerial(run, shouldStop, serialState);
-  else await runAsync(run, shouldStop, envModules);
+  try {
+    if (o.serial) await runSerial(run, shouldStop, serialState);
+    else await runAsync(run, shouldStop, envModules);
+  } catch (error) {
+    logger.close();
+    throw error;
+  }
   const seconds = (performance.now() - started) / 1000;
   const fps = (run.frames - startFrames) / Math.max(seconds, 1e-9);
   const checkpoint = `${runDir}/checkpoint.safetensors`;
@@ -507,6 +520,13 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
           const error = failed[w]
             ? { name: "Error", message: "uncaught error in the worker (see stderr)" }
             : readWorkerError(rollout, w);
+          if (run.restarts >= o.maxWorkerRestarts) {
+            throw new Error(
+              `trainAppo: rollout worker ${w} crashed (${error.name}: ${error.message}) after ${run.restarts} ` +
+                `restarts (maxWorkerRestarts); giving up`,
+              { cause: error },
+            );
+          }
           console.error(`trainAppo: rollout worker ${w} crashed (${error.name}: ${error.message}); restarting it`);
           workers[w]?.terminate();
           failed[w] = 0;
