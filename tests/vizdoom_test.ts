@@ -88,6 +88,20 @@ Deno.test("the first six Sample Factory specs build with 3x72x128 CHW observatio
   assert.ok(DOOM_SPECS.length >= 6);
 });
 
+Deno.test("doom_deathmatch_bots hosts a deathmatch with 7 bots and respawns the agent after deaths", () => {
+  using env = make("doom_deathmatch_bots");
+  assert.equal(String(env.actionSpace), "MultiDiscrete([3,3,8,2,2,21])");
+  env.actionSpace.seed(0);
+  env.reset({ seed: 0 });
+  let players = 0;
+  for (let t = 0; t < 150; t++) {
+    const [, reward, terminated, truncated, info] = env.step(env.actionSpace.sample());
+    players = Math.max(players, info.PLAYER_COUNT as number);
+    assert.ok(Number.isFinite(reward) && !terminated && !truncated);
+  }
+  assert.equal(players, 8);
+});
+
 Deno.test("same seed and actions give identical observations and rewards, also in a second env", () => {
   using a = new DoomEnv("basic", { resize: [128, 72], frameskip: 4 });
   const first = rollout(a, 7, 120), second = rollout(a, 7, 120);

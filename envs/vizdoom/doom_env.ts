@@ -163,6 +163,13 @@ export interface DoomEnvOptions {
   rewardScale?: number;
   /** `gathering`: +1 whenever HEALTH rises (Sample Factory's DoomGatheringRewardShaping). */
   rewardShaping?: "gathering";
+  /**
+   * Deathmatch against this many bots: hosts a one-player deathmatch with Sample Factory's server settings (forced
+   * respawn, no autoaim, no jump/crouch/freelook, no exit) and adds the bots at every `reset()`.
+   */
+  bots?: number;
+  /** Minutes per deathmatch episode with `bots` (default 4, Sample Factory's `timelimit`). */
+  deathmatchMinutes?: number;
   /** Show the engine's window (needs a display). Default false. */
   windowVisible?: boolean;
   /** Extra engine arguments, one per element. */
@@ -226,6 +233,7 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   #obs: DoomObservation;
   #extras: { key: string; buffer: Uint8Array }[] = [];
   #rewardScale: number;
+  #bots: number;
   #shaping: "gathering" | undefined;
   #healthIndex: number;
   #prevHealth: number | undefined;
@@ -244,6 +252,7 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     this.frameskip = positiveInt(options.frameskip ?? 1, "frameskip");
     this.#rewardScale = options.rewardScale ?? 1;
     this.#shaping = options.rewardShaping;
+    this.#bots = options.bots ?? 0;
     cleanStaleEngineFiles();
     this.#dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-${nextEnvNumber++}-` });
     const handle = lib.avz_create();
@@ -341,6 +350,13 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     const lib = this.#lib, handle = this.#live("reset");
     if (options.seed !== undefined) this.#check(lib.avz_set_seed(handle, options.seed >>> 0), "seeding");
     this.#check(lib.avz_new_episode(handle), "starting an episode");
+    if (this.#bots > 0) {
+      // Like Sample Factory: fresh bots every episode (they join at the next tic).
+      this.#check(lib.avz_send_game_command(handle, cString("removebots")), "removing bots");
+      for (let i = 0; i < this.#bots; i++) {
+        this.#check(lib.avz_send_game_command(handle, cString("addbot")), "adding a bot");
+      }
+    }
     this.#needsReset = false;
     this.#prevHealth = undefined;
     return [this.#observation(), this.#info()];
@@ -362,6 +378,12 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
       );
     }
     const out = this.#out, done = rc === 1;
+    if (!done && this.#bots > 0 && out[OUT_DEAD] === 1) {
+      // Deathmatch: the episode goes on after a death; the reward of the fatal step is kept.
+      const reward = out[OUT_REWARD];
+      this.#check(this.#lib.avz_respawn_player(handle), "respawning");
+      out[OUT_REWARD] = reward;
+    }
     let reward = out[OUT_REWARD] * this.#rewardScale;
     const timeout = done && out[OUT_TIMEOUT] === 1 && out[OUT_DEAD] === 0;
     if (done) this.#needsReset = true;
@@ -472,6 +494,19 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
       set(lib.avz_set_episode_timeout(h, options.episodeTimeout >>> 0), "setting the episode timeout");
     }
     if (options.seed !== undefined) set(lib.avz_set_seed(h, options.seed >>> 0), "seeding");
+    if (options.bots !== undefined) {
+      const minutes = options.deathmatchMinutes ?? 4;
+      // A random port: parallel hosts must not collide (one-player hosts accept no connections anyway).
+      const port = 20000 + Math.floor(Math.random() * 40000);
+      const args = ["-host", "1", "-port", String(port), "-deathmatch", "+timelimit", String(minutes)];
+      for (const flag of ["forcerespawn", "noautoaim", "respawnprotect", "spawnfarthest", "nocrouch", "nojump"]) {
+        args.push(`+sv_${flag}`, "1");
+      }
+      args.push("+sv_nofreelook", "1", "+sv_noexit", "1", "+viz_respawn_delay", "0", "+viz_connect_timeout", "4");
+      args.push("+name", "AI0_host", "+colorset", "0");
+      for (const arg of args) set(lib.avz_add_game_arg(h, cString(arg)), `adding deathmatch arg ${arg}`);
+      set(lib.avz_set_episode_timeout(h, Math.round(minutes * 60 * 35)), "setting the deathmatch timeout");
+    }
     for (const arg of options.gameArgs ?? []) set(lib.avz_add_game_arg(h, cString(arg)), `adding game arg ${arg}`);
     if (paths.launcher) {
       for (

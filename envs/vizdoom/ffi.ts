@@ -112,6 +112,12 @@ export const SYMBOLS = {
   avz_get_screen_buffer: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
   // int32_t avz_get_game_variable_values(void* g, double* out, int32_t n)
   avz_get_game_variable_values: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  // int32_t avz_send_game_command(void* g, const char* command)
+  avz_send_game_command: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int32_t avz_is_player_dead(void* g)
+  avz_is_player_dead: { parameters: ["pointer"], result: "i32" },
+  // int32_t avz_respawn_player(void* g)
+  avz_respawn_player: { parameters: ["pointer"], result: "i32" },
   // int32_t avz_is_episode_finished(void* g)
   avz_is_episode_finished: { parameters: ["pointer"], result: "i32" },
   // int32_t avz_is_running(void* g)

@@ -632,6 +632,29 @@ AVZ_EXPORT int32_t avz_get_game_variable_values(void *g, double *out, int32_t n)
   });
 }
 
+/** Sends a console command to the engine (e.g. "addbot"); it runs at the next tic. */
+AVZ_EXPORT int32_t avz_send_game_command(void *g, const char *command) {
+  return guard("avz_send_game_command", [&] {
+    asGame(g)->sendGameCommand(str(command));
+    return 0;
+  });
+}
+
+/** 1 when the player is dead, 0 when alive, -1 on error. */
+AVZ_EXPORT int32_t avz_is_player_dead(void *g) {
+  return guard("avz_is_player_dead", [&] { return asGame(g)->isPlayerDead() ? 1 : 0; });
+}
+
+/** Respawns a dead player (multiplayer); then writes the state into the bound buffers. */
+AVZ_EXPORT int32_t avz_respawn_player(void *g) {
+  return guard("avz_respawn_player", [&] {
+    Game *game = asGame(g);
+    game->respawnPlayer();
+    game->writeObservation();
+    return 0;
+  });
+}
+
 /** 1 when the episode has finished, 0 when not, -1 on error. */
 AVZ_EXPORT int32_t avz_is_episode_finished(void *g) {
   return guard("avz_is_episode_finished", [&] { return asGame(g)->isEpisodeFinished() ? 1 : 0; });

@@ -41,7 +41,7 @@ export const DOOM_TRAINING_DEFAULTS: DoomEnvOptions = {
 };
 
 /**
- * Sample Factory's Doom specs (single-player ones; multiplayer specs with bots are not provided yet).
+ * Sample Factory's Doom specs (single-agent ones, `doom_deathmatch_bots` included; no self-play specs).
  *
  * @example
  * ```ts
@@ -99,6 +99,18 @@ export const DOOM_SPECS: readonly DoomSpec[] = [
     options: {
       actionSpace: { kind: "multi_discrete", groups: [3, 3, 2, 2, { bins: 11, min: -10, max: 10 }] },
       episodeTimeout: 2100,
+    },
+  },
+  // One agent against 7 bots. Buttons: (forward/backward) x (strafe) x (weapon 1-7) x (attack) x (sprint) x turning
+  // delta in 21 bins over [-12.5, 12.5]. Sample Factory trains it with dense reward shaping and measurement inputs;
+  // here the reward is the frag count (its "true objective") and the game variables come in `info`.
+  {
+    id: "doom_deathmatch_bots",
+    scenario: "dwango5_dm_continuous_weap",
+    options: {
+      actionSpace: { kind: "multi_discrete", groups: [3, 3, 8, 2, 2, { bins: 21, min: -12.5, max: 12.5 }] },
+      bots: 7,
+      configOverrides: "frag_reward = 1",
     },
   },
   // The throughput benchmark env: battle with idle + one of its 8 buttons.
