@@ -7,8 +7,11 @@
  * observation is overwritten by the next step: copy it (`obs.slice()`) to keep it.
  *
  * The engine is a separate process. It dies with the env (`close()`), with the Deno process, and with a SIGKILL of
- * Deno (it is started through a launcher that sets a parent-death signal); each engine writes its files into a
- * private temporary directory.
+ * Deno: it is started through a launcher that sets a parent-death signal, which fires when the controller thread
+ * that started it exits, i.e. with the process (that thread belongs to the native library, not to a JS thread).
+ * So a Worker terminated without closing its envs leaves their engines running until the process exits: close
+ * envs in Workers (the vector envs' `close()` does). Each engine writes its files into a private temporary
+ * directory; shared memory and directories left by killed engines are removed by the next `DoomEnv`.
  *
  * @module
  */
