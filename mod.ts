@@ -22,7 +22,6 @@
 
 export * from "./envs/mod.ts";
 export * from "./models/mod.ts";
-export * from "./algos/logger.ts";
-export * from "./algos/tensorboard.ts";
+export * from "./algos/mod.ts";
 // envs and models each keep a seeded generator and a dtype name (neither may import the other); the env ones are public.
 export { type DType, Rng } from "./envs/mod.ts";
