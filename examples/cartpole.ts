@@ -22,6 +22,7 @@ import { setBlasThreads } from "../models/mod.ts";
 
 /** Hyperparameters tuned to solve CartPole-v1 (mean return >= 475) quickly on 2 CPU cores. */
 export const CARTPOLE_PPO: Partial<PpoOptions> = {
+  envId: "CartPole-v1",
   totalTimesteps: 40_000,
   numEnvs: 8,
   numSteps: 128,
@@ -32,6 +33,7 @@ export const CARTPOLE_PPO: Partial<PpoOptions> = {
 
 /** A2C on CartPole: many envs and a larger learning rate than the Atari defaults. */
 export const CARTPOLE_A2C: Partial<A2cOptions> = {
+  envId: "CartPole-v1",
   totalTimesteps: 60_000,
   numEnvs: 32,
   learningRate: 2e-3,
@@ -39,7 +41,8 @@ export const CARTPOLE_A2C: Partial<A2cOptions> = {
 
 /** DQN on CartPole (CleanRL `dqn.py` settings, shortened). */
 export const CARTPOLE_DQN: Partial<DqnOptions> = {
-  totalTimesteps: 30_000,
+  envId: "CartPole-v1",
+  totalTimesteps: 50_000,
   bufferSize: 10_000,
   learningRate: 1e-3,
   batchSize: 64,
@@ -48,7 +51,7 @@ export const CARTPOLE_DQN: Partial<DqnOptions> = {
   targetNetworkFrequency: 250,
   startE: 1,
   endE: 0.02,
-  explorationFraction: 0.25,
+  explorationFraction: 0.2,
   frameStack: 1,
   policy: "mlp",
   hidden: [64, 64],
