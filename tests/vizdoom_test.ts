@@ -294,6 +294,49 @@ Deno.test("stale shared memory of dead engines is removed; engines write nothing
   }
 });
 
+/** Runs a snippet in a fresh Deno process with extra environment variables; returns its exit status and stderr. */
+async function runSnippet(code: string, env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { success: out.success, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+const MOD_URL = new URL("../envs/vizdoom/mod.ts", import.meta.url).href;
+
+Deno.test("ensureVizdoom() returns at once when the cache is valid", async () => {
+  const started = performance.now();
+  const paths = await ensureVizdoom();
+  assert.ok(performance.now() - started < 1000);
+  assert.match(paths.library, /vizdoom-1\.3\.2-[0-9a-f]{12}\/libarcadia_vizdoom\.so$/);
+});
+
+Deno.test("without a provisioned cache, a Doom env says to run ensureVizdoom() first", async () => {
+  const empty = Deno.makeTempDirSync();
+  try {
+    const { success, stderr } = await runSnippet(
+      `import { DoomEnv } from ${JSON.stringify(MOD_URL)}; new DoomEnv("basic");`,
+      { ARCADIA_CACHE: empty },
+    );
+    assert.ok(!success);
+    assert.match(stderr, /run `await ensureVizdoom\(\)`/);
+  } finally {
+    Deno.removeSync(empty, { recursive: true });
+  }
+});
+
+Deno.test("a wrong ARCADIA_VIZDOOM_LIB is reported with the path tried, not silently ignored", async () => {
+  const { success, stderr } = await runSnippet(
+    `import { DoomEnv } from ${JSON.stringify(MOD_URL)}; new DoomEnv("basic");`,
+    { ARCADIA_VIZDOOM_LIB: "/nonexistent/libarcadia_vizdoom.so" },
+  );
+  assert.ok(!success);
+  assert.match(stderr, /\/nonexistent\/libarcadia_vizdoom\.so \(ARCADIA_VIZDOOM_LIB\): not found/);
+});
+
 Deno.test("engines die with their Deno process, even on SIGKILL", async () => {
   const script = `
     import { DoomEnv } from ${JSON.stringify(new URL("../envs/vizdoom/mod.ts", import.meta.url).href)};

@@ -1,7 +1,7 @@
 /**
  * The ViZDoom shim's symbol table (C prototypes beside each symbol; see `shim.cpp`) and its loader.
  *
- * Lookup order: `ARCADIA_VIZDOOM_LIB`, then the build `ensureVizdoom()` left in the cache. Loading is synchronous
+ * Lookup: `ARCADIA_VIZDOOM_LIB` when set (then nothing else), otherwise the build `ensureVizdoom()` left in the cache. Loading is synchronous
  * and happens once per isolate (main thread or Worker); a failure lists every path tried.
  *
  * @module
@@ -151,10 +151,11 @@ let loaded: LoadedVizdoom | undefined;
 export function loadVizdoom(): LoadedVizdoom {
   if (loaded) return loaded;
   const paths = vizdoomPathsSync();
-  const candidates: LibraryCandidate[] = [];
+  // An override is the only candidate: falling back silently would hide a wrong setting.
   const override = Deno.env.get("ARCADIA_VIZDOOM_LIB");
-  if (override) candidates.push({ path: override, from: "ARCADIA_VIZDOOM_LIB" });
-  if (paths.library !== override) candidates.push({ path: paths.library, from: "provisioned cache" });
+  const candidates: LibraryCandidate[] = override
+    ? [{ path: override, from: "ARCADIA_VIZDOOM_LIB" }]
+    : [{ path: paths.library, from: "provisioned cache" }];
   const { lib } = openLibrary(
     "the ViZDoom shim (libarcadia_vizdoom.so)",
     candidates,
