@@ -235,6 +235,8 @@ interface Run {
   episodeReturns: number[];
   lastStats: LearnerStats | undefined;
   restarts: number;
+  /** Main-thread milliseconds in inference, learner and waiting since the last log line. */
+  timing: { inference: number; learner: number; wait: number };
   /** The in-thread rollout roles of the serial runner. */
   serialWorkers?: RolloutWorker[];
 }
@@ -340,6 +342,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     episodeReturns: [],
     lastStats: undefined,
     restarts: 0,
+    timing: { inference: 0, learner: 0, wait: 0 },
   };
   let serialState: SerialState | undefined;
   if (resumePath) serialState = await loadAppoCheckpoint(resumePath, run);
@@ -409,6 +412,10 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
           "charts/SPS": (run.frames - lastFrames) / ((now - lastLog) / 1000),
           "charts/policy_version": run.learner.version,
           "perf/worker_restarts": run.restarts,
+          // Where the main thread's time went (fractions of the interval).
+          "perf/inference_fraction": run.timing.inference / (now - lastLog),
+          "perf/learner_fraction": run.timing.learner / (now - lastLog),
+          "perf/wait_fraction": run.timing.wait / (now - lastLog),
           ...run.lastStats,
         };
         if (pending.length) {
@@ -422,6 +429,7 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
           pending = [];
         }
         run.logger.log(run.frames, metrics);
+        run.timing = { inference: 0, learner: 0, wait: 0 };
         lastLog = now;
         lastFrames = run.frames;
       }
@@ -537,18 +545,26 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
         }
       }
       const before = inference.envSteps;
+      const t0 = performance.now();
       const served = inference.run(inference.readyGroups());
+      const t1 = performance.now();
+      run.timing.inference += t1 - t0;
       run.frames += (inference.envSteps - before) * o.frameskip;
       let trained = false;
       if (learner.hasWork()) {
         const stats = learner.trainChunk();
+        run.timing.learner += performance.now() - t1;
         trained = true;
         if (stats) {
           reporter.learned(stats);
           inference.version = learner.version;
         }
       }
-      if (served === 0 && !trained) Atomics.wait(ints, READY_COUNTER, seen, 20);
+      if (served === 0 && !trained) {
+        const t2 = performance.now();
+        Atomics.wait(ints, READY_COUNTER, seen, 20);
+        run.timing.wait += performance.now() - t2;
+      }
       if (performance.now() - lastYield > 50) {
         await reporter.tick();
         await yieldToEventLoop(); // lets SIGINT, timers and worker errors through
