@@ -7,7 +7,7 @@
 
 import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
-import { backend, gradBuffer, record, scalar, Tensor } from "./tensor.ts";
+import { backend, gradBuffer, isGradEnabled, record, scalar, Tensor } from "./tensor.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 /** A tensor or a plain number (a constant scalar). */
@@ -306,7 +306,8 @@ export interface Conv2dOptions {
   /**
    * Lowering to GEMM. `"im2col"`: classic unfold. `"flat"`: space-to-depth by the stride, then a stride-1 unfold
    * whose rows are contiguous copies over the flattened grid (a few wasted border columns, far fewer copies); needs
-   * kernel sizes divisible by the strides. `"auto"` (default) picks `"flat"` when it wastes < 35% columns.
+   * kernel sizes divisible by the strides. `"auto"` (default) picks `"flat"` when it wastes < 35% columns and no
+   * input gradient is needed.
    */
   algorithm?: "auto" | "im2col" | "flat";
 }
@@ -355,7 +356,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     throw new Error(`conv2d: algorithm "flat" needs kernel ${KH}x${KW} divisible by stride ${sh}x${sw}`);
   }
   const waste = (Math.ceil((H + 2 * ph) / sh) * Math.ceil((W + 2 * pw) / sw)) / (OH * OW);
-  if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35)) {
+  // The flat lowering's input gradient does more scattered work than col2im, so "auto" uses it only when no input
+  // gradient is needed (first layer, inference).
+  const needsDx = x.requiresGrad && isGradEnabled();
+  if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35 && !needsDx)) {
     return conv2dFlat(x, weight, bias ?? null, g);
   }
   return conv2dIm2col(x, weight, bias ?? null, g);
