@@ -75,3 +75,35 @@ Deno.test("stop requests come from an abort signal; boundaries are detected", ()
   assert.ok(!crossedBoundary(1000, 1499, 500));
   assert.ok(!crossedBoundary(0, 5000, 0));
 });
+
+Deno.test("Ctrl-C (SIGINT) stops the CartPole example cleanly after writing a checkpoint", async () => {
+  const runsDir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../examples/cartpole.ts", import.meta.url).pathname, "--algo", "ppo"].concat(
+      ["--total-timesteps", "100000000", "--runs-dir", runsDir, "--no-tensorboard", "--eval-episodes", "0"],
+    ),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("ppo step")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  child.kill("SIGINT");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  const status = await child.status;
+  await child.stderr.cancel();
+  assert.equal(status.code, 0, out);
+  assert.match(out, /stopped by SIGINT; resume with --resume (\S+)/);
+  const runDir = out.match(/resume with --resume (\S+)/)![1];
+  const { checkpoint } = await resolveResume(runDir);
+  assert.ok((await Deno.stat(checkpoint)).size > 0);
+  await Deno.remove(runsDir, { recursive: true });
+});
