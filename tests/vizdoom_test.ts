@@ -212,6 +212,15 @@ Deno.test("multi-discrete and box actions drive the buttons (delta buttons inclu
   assert.notEqual(info1.ANGLE, info0.ANGLE);
 });
 
+Deno.test("a constructor that fails after the engine started stops the engine", async () => {
+  const before = new Set(ownEngines());
+  assert.throws(
+    () => new DoomEnv("basic", { actionSpace: { kind: "multi_discrete", groups: [3] } }),
+    /the action groups drive 2 buttons, the game has 3/,
+  );
+  await waitUntil("no engine of ours is left", () => ownEngines().every((p) => before.has(p)));
+});
+
 Deno.test("a missing scenario names the path tried and the scenarios available", () => {
   assert.throws(
     () => new DoomEnv("no_such_scenario"),

@@ -234,7 +234,6 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   #varsF32: Float32Array<ArrayBuffer>;
   #out = new Float64Array(6);
   #obs: DoomObservation;
-  #extras: { key: string; buffer: Uint8Array }[] = [];
   #rewardScale: number;
   #bots: number;
   #shaping: "gathering" | undefined;
@@ -262,68 +261,67 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     if (!handle) throw new Error(`DoomEnv: cannot create a game: ${lastError(lib)}`);
     this.#handle = handle;
     finalizer.register(this, { lib, handle, dir: this.#dir }, this);
+    // From here on a failure must stop the engine at once (not at garbage collection).
     try {
       this.#configure(paths, options);
       this.#check(lib.avz_init(handle), "starting the engine (init)");
+      this.#instanceId = this.#readString((buf, cap) => lib.avz_instance_id(handle, buf, cap));
+      this.buttons = this.#readIds((b, c) => lib.avz_get_buttons(handle, b, c)).map(buttonName(lib));
+      this.gameVariables = this.#readIds((b, c) => lib.avz_get_game_variables(handle, b, c)).map(variableName(lib));
+      this.#healthIndex = this.gameVariables.indexOf("HEALTH");
+      if (this.#shaping === "gathering" && this.#healthIndex < 0) {
+        throw new Error(`DoomEnv: rewardShaping "gathering" needs the HEALTH game variable (${this.configPath})`);
+      }
+
+      // Observation buffers: allocated once, written by native code every step.
+      const shape = new Int32Array(3);
+      this.#check(lib.avz_get_screen_shape(handle, shape), "reading the screen shape");
+      const [width, height] = options.resize ?? [shape[0], shape[1]];
+      const channels = shape[2], layout = options.layout ?? "CHW";
+      positiveInt(width, "resize width"), positiveInt(height, "resize height");
+      this.#screenShape = { width, height, channels, layout };
+      this.#check(
+        lib.avz_set_output(handle, width, height, layout === "CHW" ? 1 : 0, options.interpolation === "area" ? 1 : 0),
+        "setting the output geometry",
+      );
+      const imageShape = (c: number) => (layout === "CHW" ? [c, height, width] : [height, width, c]);
+      this.#screen = new Uint8Array(width * height * channels);
+      const nVars = this.gameVariables.length;
+      this.#vars = new Float64Array(Math.max(1, nVars));
+      this.#varsF32 = new Float32Array(nVars);
+      const screenSpace = new Box(0, 255, { shape: imageShape(channels), dtype: "uint8" });
+      const spaces: Record<string, Space<unknown>> = { screen: screenSpace };
+      const obs: Record<string, Uint8Array | Float32Array> = { screen: this.#screen };
+      const extra = (key: string, c: number, on: boolean | undefined) => {
+        if (!on) return undefined;
+        const buffer = new Uint8Array(width * height * c);
+        spaces[key] = new Box(0, 255, { shape: imageShape(c), dtype: "uint8" });
+        obs[key] = buffer;
+        return buffer;
+      };
+      const depth = extra("depth", 1, options.depth);
+      const labels = extra("labels", 1, options.labels);
+      const automap = extra("automap", channels, options.automap);
+      if (options.observeGameVariables) {
+        spaces.gamevariables = new Box(-Infinity, Infinity, { shape: [nVars] });
+        obs.gamevariables = this.#varsF32;
+      }
+      const isDict = Object.keys(obs).length > 1;
+      this.#obs = isDict ? obs : this.#screen;
+      this.observationSpace = (isDict ? new Dict(spaces) : screenSpace) as unknown as Space<DoomObservation>;
+
+      // Action buffer, read by native code every step.
+      this.#action = new Float64Array(Math.max(1, this.buttons.length));
+      this.actionSpace = this.#makeActionSpace(options.actionSpace ?? { kind: "discrete" }, lib);
+      this.#extraBuffers = [depth, labels, automap];
+      this.#bind();
+      const rgb = options.screenFormat === undefined || options.screenFormat === "RGB24" ||
+        options.screenFormat === "CRCGCB";
+      this.metadata = { renderModes: rgb ? ["rgb_array"] : [], renderFps: Math.round(35 / this.frameskip) };
     } catch (e) {
       this.close();
       throw e;
     }
-    this.#instanceId = this.#readString((buf, cap) => lib.avz_instance_id(handle, buf, cap));
-    this.buttons = this.#readIds((b, c) => lib.avz_get_buttons(handle, b, c)).map(buttonName(lib));
-    this.gameVariables = this.#readIds((b, c) => lib.avz_get_game_variables(handle, b, c)).map(variableName(lib));
-    this.#healthIndex = this.gameVariables.indexOf("HEALTH");
-    if (this.#shaping === "gathering" && this.#healthIndex < 0) {
-      this.close();
-      throw new Error(`DoomEnv: rewardShaping "gathering" needs the HEALTH game variable (${this.configPath})`);
-    }
-
-    // Observation buffers: allocated once, written by native code every step.
-    const shape = new Int32Array(3);
-    this.#check(lib.avz_get_screen_shape(handle, shape), "reading the screen shape");
-    const [width, height] = options.resize ?? [shape[0], shape[1]];
-    const channels = shape[2], layout = options.layout ?? "CHW";
-    positiveInt(width, "resize width"), positiveInt(height, "resize height");
-    this.#screenShape = { width, height, channels, layout };
-    this.#check(
-      lib.avz_set_output(handle, width, height, layout === "CHW" ? 1 : 0, options.interpolation === "area" ? 1 : 0),
-      "setting the output geometry",
-    );
-    const imageShape = (c: number) => (layout === "CHW" ? [c, height, width] : [height, width, c]);
-    this.#screen = new Uint8Array(width * height * channels);
-    const nVars = this.gameVariables.length;
-    this.#vars = new Float64Array(Math.max(1, nVars));
-    this.#varsF32 = new Float32Array(nVars);
-    const screenSpace = new Box(0, 255, { shape: imageShape(channels), dtype: "uint8" });
-    const spaces: Record<string, Space<unknown>> = { screen: screenSpace };
-    const obs: Record<string, Uint8Array | Float32Array> = { screen: this.#screen };
-    const extra = (key: string, c: number, on: boolean | undefined) => {
-      if (!on) return undefined;
-      const buffer = new Uint8Array(width * height * c);
-      spaces[key] = new Box(0, 255, { shape: imageShape(c), dtype: "uint8" });
-      obs[key] = buffer;
-      this.#extras.push({ key, buffer });
-      return buffer;
-    };
-    const depth = extra("depth", 1, options.depth);
-    const labels = extra("labels", 1, options.labels);
-    const automap = extra("automap", channels, options.automap);
-    if (options.observeGameVariables) {
-      spaces.gamevariables = new Box(-Infinity, Infinity, { shape: [nVars] });
-      obs.gamevariables = this.#varsF32;
-    }
-    const isDict = Object.keys(obs).length > 1;
-    this.#obs = isDict ? obs : this.#screen;
-    this.observationSpace = (isDict ? new Dict(spaces) : screenSpace) as unknown as Space<DoomObservation>;
-
-    // Action buffer, read by native code every step.
-    this.#action = new Float64Array(Math.max(1, this.buttons.length));
-    this.actionSpace = this.#makeActionSpace(options.actionSpace ?? { kind: "discrete" }, lib);
-    this.#extraBuffers = [depth, labels, automap];
-    this.#bind();
-    const rgb = options.screenFormat === undefined || options.screenFormat === "RGB24" ||
-      options.screenFormat === "CRCGCB";
-    this.metadata = { renderModes: rgb ? ["rgb_array"] : [], renderFps: Math.round(35 / this.frameskip) };
   }
 
   /**
