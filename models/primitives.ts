@@ -98,8 +98,9 @@ export interface Backend {
   /** Reduce axis `(outer, n, inner)` of `x` into `out` (length `outer * inner`), overwriting it. */
   reduce(op: ReduceOp, x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void;
   /**
-   * `C = alpha * op(A) * op(B) + beta * C`, row-major, packed (`op(A)` is m×k, `op(B)` is k×n, `C` is m×n).
+   * `C = alpha * op(A) * op(B) + beta * C`, row-major (`op(A)` is m×k, `op(B)` is k×n, `C` is m×n).
    * `transA` means `A` is stored k×m; `transB` means `B` is stored n×k. `beta = 0` ignores C's old contents.
+   * Leading dimensions (row strides of the stored matrices) default to packed: `lda` = stored row length of A, etc.
    */
   gemm(
     transA: boolean,
@@ -112,6 +113,9 @@ export interface Backend {
     b: Float32Array,
     beta: number,
     c: Float32Array,
+    lda?: number,
+    ldb?: number,
+    ldc?: number,
   ): void;
   /** Unfold NCHW `x` into `col` of shape `[C*kh*kw, N*outH*outW]` (zero padding). */
   im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void;

@@ -159,3 +159,32 @@ Deno.test("beta = 0 ignores NaN garbage in C (GEMM, GEMV and pure TS paths)", ()
     }
   }
 });
+
+Deno.test("gemm with leading dimensions (sub-matrices of larger arrays), all transposes, BLAS and pure TS", () => {
+  const m = 5, n = 6, k = 7, pad = 3;
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      const [ar, ac] = ta ? [k, m] : [m, k], [br, bc] = tb ? [n, k] : [k, n];
+      const lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+      const A = rand(ar * lda, 11), B = rand(br * ldb, 12);
+      // Packed copies for the reference.
+      const a = new Float32Array(ar * ac), b = new Float32Array(br * bc);
+      for (let i = 0; i < ar; i++) for (let j = 0; j < ac; j++) a[i * ac + j] = A[i * lda + j];
+      for (let i = 0; i < br; i++) for (let j = 0; j < bc; j++) b[i * bc + j] = B[i * ldb + j];
+      const C0 = rand(m * ldc, 13);
+      const c0 = new Float32Array(m * n);
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c0[i * n + j] = C0[i * ldc + j];
+      const want = naive(ta, tb, m, n, k, 0.5, a, b, 2, c0);
+      for (const f of [gemm, gemmTs]) {
+        const C = C0.slice();
+        f(ta, tb, m, n, k, 0.5, A, B, 2, C, lda, ldb, ldc);
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            assert.ok(Math.abs(C[i * ldc + j] - want[i * n + j]) < 1e-4, `${f.name} ${ta}${tb}`);
+          }
+          for (let j = n; j < ldc; j++) assert.equal(C[i * ldc + j], C0[i * ldc + j], "padding untouched");
+        }
+      }
+    }
+  }
+});

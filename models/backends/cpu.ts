@@ -78,6 +78,9 @@ function blasCall(
   b: Float32Array,
   beta: number,
   c: Float32Array,
+  lda = transA ? m : k,
+  ldb = transB ? k : n,
+  ldc = n,
 ): void {
   lib.symbols.cblas_sgemm(
     CBLAS_ROW_MAJOR,
@@ -88,12 +91,12 @@ function blasCall(
     k,
     alpha,
     a,
-    transA ? m : k,
+    lda,
     b,
-    transB ? k : n,
+    ldb,
     beta,
     c,
-    n,
+    ldc,
   );
 }
 
@@ -190,16 +193,19 @@ export function gemm(
   b: Float32Array,
   beta: number,
   c: Float32Array,
+  lda = transA ? m : k,
+  ldb = transB ? k : n,
+  ldc = n,
 ): void {
   if (m === 0 || n === 0) return;
   const lib = (blasState ?? blas()).lib;
-  if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c);
+  if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
   else if (m === 1 && !transA && n > 1) {
     // Row vector times matrix (batch-1 inference): GEMV streams the matrix once, GEMM packs it first.
     if (beta === 0) c.fill(0, 0, n); // some OpenBLAS versions compute 0 * NaN for beta = 0 in GEMV
-    if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, k, a, 1, beta, c, 1);
-    else lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, b, n, a, 1, beta, c, 1);
-  } else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c);
+    if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+    else lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+  } else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

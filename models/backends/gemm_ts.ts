@@ -9,8 +9,8 @@
 let packA = new Float32Array(0);
 let packB = new Float32Array(0);
 
-/** Pack op(A) (m×k) into 4-row panels, `[panel][p][4]`, zero-padded to a multiple of 4 rows. */
-function packRows(a: Float32Array, trans: boolean, m: number, k: number, dst: Float32Array): void {
+/** Pack op(A) (m×k, row stride `ld` of the stored matrix) into 4-row panels `[panel][p][4]`, zero-padded. */
+function packRows(a: Float32Array, trans: boolean, m: number, k: number, ld: number, dst: Float32Array): void {
   for (let i0 = 0; i0 < m; i0 += 4) {
     const base = i0 * k;
     for (let r = 0; r < 4; r++) {
@@ -18,9 +18,9 @@ function packRows(a: Float32Array, trans: boolean, m: number, k: number, dst: Fl
       if (i >= m) {
         for (let p = 0; p < k; p++) dst[base + p * 4 + r] = 0;
       } else if (trans) {
-        for (let p = 0; p < k; p++) dst[base + p * 4 + r] = a[p * m + i];
+        for (let p = 0; p < k; p++) dst[base + p * 4 + r] = a[p * ld + i];
       } else {
-        const row = i * k;
+        const row = i * ld;
         for (let p = 0; p < k; p++) dst[base + p * 4 + r] = a[row + p];
       }
     }
@@ -28,7 +28,7 @@ function packRows(a: Float32Array, trans: boolean, m: number, k: number, dst: Fl
 }
 
 /**
- * `C = alpha * op(A) * op(B) + beta * C` (row-major, packed; see `Backend.gemm` for the layout contract).
+ * `C = alpha * op(A) * op(B) + beta * C` (row-major; see `Backend.gemm` for the layout and leading dimensions).
  *
  * @example
  * ```ts
@@ -48,22 +48,38 @@ export function gemmTs(
   b: Float32Array,
   beta: number,
   c: Float32Array,
+  lda = transA ? m : k,
+  ldb = transB ? k : n,
+  ldc = n,
 ): void {
-  const mn = m * n;
-  if (beta === 0) c.fill(0, 0, mn);
-  else if (beta !== 1) { for (let i = 0; i < mn; i++) c[i] *= beta; }
+  if (beta !== 1) {
+    for (let i = 0; i < m; i++) {
+      const row = i * ldc;
+      if (beta === 0) c.fill(0, row, row + n);
+      else for (let j = 0; j < n; j++) c[row + j] *= beta;
+    }
+  }
   if (k === 0 || alpha === 0) return;
   // Interleaved 4-wide panels: the kernel then reads 8 contiguous floats per step (no 4 KiB aliasing between rows).
   const mp = (m + 3) & ~3, np = (n + 3) & ~3;
   if (packA.length < mp * k) packA = new Float32Array(mp * k);
   if (packB.length < np * k) packB = new Float32Array(np * k);
-  packRows(a, transA, m, k, packA);
+  packRows(a, transA, m, k, lda, packA);
   // op(B) columns are rows of op(B)^T, which is B stored n×k when transB, else B^T.
-  packRows(b, !transB, n, k, packB);
-  kernel(m, n, k, alpha, packA, packB, c);
+  packRows(b, !transB, n, k, ldb, packB);
+  kernel(m, n, k, alpha, packA, packB, c, ldc);
 }
 
-function kernel(m: number, n: number, k: number, alpha: number, A: Float32Array, B: Float32Array, C: Float32Array) {
+function kernel(
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  A: Float32Array,
+  B: Float32Array,
+  C: Float32Array,
+  ldc: number,
+) {
   // Row panels of A sized to stay in L2 while one 4-column panel of B stays in L1.
   const MC = Math.max(4, Math.min((m + 3) & ~3, (Math.floor(65536 / Math.max(k, 1)) >> 2) << 2));
   for (let i0 = 0; i0 < m; i0 += MC) {
@@ -102,18 +118,18 @@ function kernel(m: number, n: number, k: number, alpha: number, A: Float32Array,
         }
         const mi = Math.min(4, m - i);
         if (mi === 4 && nj === 4) {
-          let o = i * n + j;
+          let o = i * ldc + j;
           C[o] += alpha * c00, C[o + 1] += alpha * c01, C[o + 2] += alpha * c02, C[o + 3] += alpha * c03;
-          o += n;
+          o += ldc;
           C[o] += alpha * c10, C[o + 1] += alpha * c11, C[o + 2] += alpha * c12, C[o + 3] += alpha * c13;
-          o += n;
+          o += ldc;
           C[o] += alpha * c20, C[o + 1] += alpha * c21, C[o + 2] += alpha * c22, C[o + 3] += alpha * c23;
-          o += n;
+          o += ldc;
           C[o] += alpha * c30, C[o + 1] += alpha * c31, C[o + 2] += alpha * c32, C[o + 3] += alpha * c33;
         } else {
           const acc = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];
           for (let r = 0; r < mi; r++) {
-            for (let q = 0; q < nj; q++) C[(i + r) * n + j + q] += alpha * acc[r * 4 + q];
+            for (let q = 0; q < nj; q++) C[(i + r) * ldc + j + q] += alpha * acc[r * 4 + q];
           }
         }
       }
