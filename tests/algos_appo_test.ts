@@ -56,9 +56,18 @@ Deno.test("vtrace on-policy with c = rho = 1 equals GAE with lambda = 1", () => 
   }
 });
 
+const TEMP_DIRS: string[] = [];
+
 function tempDir(): string {
-  return Deno.makeTempDirSync({ prefix: "appo_test_" });
+  const dir = Deno.makeTempDirSync({ prefix: "appo_test_" });
+  TEMP_DIRS.push(dir);
+  return dir;
 }
+
+// Registered last among this file's tests (Deno runs them in order): removes the run directories.
+globalThis.addEventListener("unload", () => {
+  for (const dir of TEMP_DIRS) Deno.removeSync(dir, { recursive: true });
+});
 
 const SMALL = {
   envId: "CartPole-v1",
