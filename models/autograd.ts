@@ -7,7 +7,7 @@
 
 import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
-import { backend, gradBuffer, isGradEnabled, record, scalar, Tensor } from "./tensor.ts";
+import { backend, gradBuffer, record, scalar, Tensor } from "./tensor.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 /** A tensor or a plain number (a constant scalar). */
@@ -304,10 +304,10 @@ export interface Conv2dOptions {
   /** Zero padding (one number for both dims, or `[ph, pw]`). Default 0. */
   padding?: number | [number, number];
   /**
-   * Lowering to GEMM. `"im2col"`: classic unfold. `"flat"`: space-to-depth by the stride, then a stride-1 unfold
-   * whose rows are contiguous copies over the flattened grid (a few wasted border columns, far fewer copies); needs
-   * kernel sizes divisible by the strides. `"auto"` (default) picks `"flat"` when it wastes < 35% columns and no
-   * input gradient is needed.
+   * Lowering to GEMM. `"im2col"`: classic unfold + one GEMM. `"flat"`: space-to-depth by the stride, then one GEMM
+   * per kernel shift reading the flattened grid through a leading dimension (no unfolded matrix; a few wasted border
+   * columns); needs kernel sizes divisible by the strides. `"auto"` (default) picks `"flat"` when it wastes < 35%
+   * columns and the output is wide enough (≥ 8 columns per output channel).
    */
   algorithm?: "auto" | "im2col" | "flat";
 }
@@ -356,10 +356,9 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     throw new Error(`conv2d: algorithm "flat" needs kernel ${KH}x${KW} divisible by stride ${sh}x${sw}`);
   }
   const waste = (Math.ceil((H + 2 * ph) / sh) * Math.ceil((W + 2 * pw) / sw)) / (OH * OW);
-  // The flat lowering's input gradient does more scattered work than col2im, so "auto" uses it only when no input
-  // gradient is needed (first layer, inference).
-  const needsDx = x.requiresGrad && isGradEnabled();
-  if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35 && !needsDx)) {
+  // Small outputs (batch-1 inference) favour one im2col GEMM over per-shift GEMMs and the weight reshuffle.
+  const wide = N * OH * OW >= 8 * weight.shape[0];
+  if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35 && wide)) {
     return conv2dFlat(x, weight, bias ?? null, g);
   }
   return conv2dIm2col(x, weight, bias ?? null, g);
@@ -403,26 +402,25 @@ function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeo
 
 /**
  * Space-to-depth lowering. With kernel = stride × (KH', KW'), a stride-s conv over x equals a stride-1 conv with
- * kernel KH'×KW' over S = spaceToDepth(pad(x), s), laid out channel-major as `[C·s·s, N·H'·W']`. Computing that conv
- * at every grid position (not just valid ones) makes each unfolded row a contiguous slice of S shifted by
- * `di·W' + dj`, so the unfold is a memcpy per row; the extra border/wrap-around columns are dropped on output and
- * carry zero gradient.
+ * kernel KH'×KW' over S = spaceToDepth(pad(x), s), laid out channel-major as `[C·s·s, N·H'·W']`. Computed at every
+ * grid position (not just valid ones), that conv is a sum of KH'·KW' GEMMs, each reading S shifted by `di·W' + dj`
+ * through a leading dimension: no unfolded matrix is built, and the only TypeScript copies are O(|x| + |y|)
+ * (space-to-depth, output extraction). The extra border/wrap-around columns are dropped and carry zero gradient.
  */
 function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const be = backend();
-  const { batch: N, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
-  const { strideH: sh, strideW: sw, padH: ph, padW: pw } = g;
+  const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
+  const { strideH: sh, strideW: sw, padH: ph, padW: pw, height: H, width: W } = g;
   const O = weight.shape[0];
   const Hq = Math.ceil((H + 2 * ph) / sh), Wq = Math.ceil((W + 2 * pw) / sw); // grid after space-to-depth
   const KHq = KH / sh, KWq = KW / sw;
   const Cq = C * sh * sw, G = Hq * Wq, NG = N * G;
   const L = NG - ((KHq - 1) * Wq + (KWq - 1)); // columns whose shifted reads stay inside S
-  const CKK = C * KH * KW;
-  // Unfolded rows in the weight's own order (c, kh = di·sh + u, kw = dj·sw + v): row = S[(c, u, v)] shifted by
-  // di·Wq + dj, so the weight needs no reorganisation and dW accumulates straight into its gradient.
-  const colShape = [C, KHq, sh, KWq, sw, L];
-  const colSrcStrides = [sh * sw * NG, Wq, sw * NG, 1, NG, 1];
-  const colStrides = contiguousStrides(colShape);
+  const shifts = KHq * KWq, block = O * Cq;
+  // Weight as one [O, Cq] block per shift: Wr[di, dj, o, (c, u, v)] = W[o, c, di·sh + u, dj·sw + v].
+  const wrShape = [KHq, KWq, O, C, sh, sw];
+  const wSrcStrides = [sh * KW, sw, C * KH * KW, KH * KW, KW, 1];
+  const wrStrides = contiguousStrides(wrShape);
   // Output extraction: Y[o, n·G + i·Wq + j] → out[n, o, i, j].
   const yShape = [N, O, OH, OW];
   const ySrcStrides = [G, L, Wq, 1];
@@ -430,32 +428,50 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
 
   const S = takeBuffer(Cq * NG, true);
   spaceToDepth(x.data, g, Hq, Wq, S, false);
-  const col = takeBuffer(CKK * L, false);
-  be.copyStrided(S, 0, colSrcStrides, colShape, col, 0, colStrides, false);
+  const wr = takeBuffer(shifts * block, false);
+  be.copyStrided(weight.data, 0, wSrcStrides, wrShape, wr, 0, wrStrides, false);
   const Y = takeBuffer(O * L, false);
   if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, L], Y, 0, [L, 1], false);
-  be.gemm(false, false, O, L, CKK, 1, weight.data, col, bias ? 1 : 0, Y);
+  for (let di = 0, t = 0; di < KHq; di++) {
+    for (let dj = 0; dj < KWq; dj++, t++) {
+      const wt = wr.subarray(t * block, (t + 1) * block);
+      const beta = bias || t > 0 ? 1 : 0;
+      be.gemm(false, false, O, L, Cq, 1, wt, S.subarray(di * Wq + dj), beta, Y, Cq, NG, L);
+    }
+  }
   const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
   be.copyStrided(Y, 0, ySrcStrides, yShape, out.data, 0, yStrides, false);
-  releaseBuffer(S);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, "conv2d", inputs, (gy) => {
     const dY = Y; // [O, L], zero except at valid output columns
     dY.fill(0);
     be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
-    if (weight.requiresGrad) be.gemm(false, true, O, CKK, L, 1, dY, col, 1, gradBuffer(weight));
+    if (weight.requiresGrad) {
+      const dwr = takeBuffer(shifts * block, false);
+      for (let di = 0, t = 0; di < KHq; di++) {
+        for (let dj = 0; dj < KWq; dj++, t++) {
+          const dwt = dwr.subarray(t * block, (t + 1) * block);
+          be.gemm(false, true, O, Cq, L, 1, dY, S.subarray(di * Wq + dj), 0, dwt, L, NG, Cq);
+        }
+      }
+      be.copyStrided(dwr, 0, wrStrides, wrShape, gradBuffer(weight), 0, wSrcStrides, true);
+      releaseBuffer(dwr);
+    }
     if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
-      const dcol = takeBuffer(CKK * L, false);
-      be.gemm(true, false, CKK, L, O, 1, weight.data, dY, 0, dcol);
       const dS = takeBuffer(Cq * NG, true);
-      be.copyStrided(dcol, 0, colStrides, colShape, dS, 0, colSrcStrides, true);
-      releaseBuffer(dcol);
+      for (let di = 0, t = 0; di < KHq; di++) {
+        for (let dj = 0; dj < KWq; dj++, t++) {
+          const wt = wr.subarray(t * block, (t + 1) * block);
+          be.gemm(true, false, Cq, L, O, 1, wt, dY, 1, dS.subarray(di * Wq + dj), Cq, L, NG);
+        }
+      }
       spaceToDepth(gradBuffer(x), g, Hq, Wq, dS, true);
       releaseBuffer(dS);
     }
   }, () => {
-    releaseBuffer(col);
+    releaseBuffer(S);
+    releaseBuffer(wr);
     releaseBuffer(Y);
   });
 }
