@@ -236,7 +236,7 @@ interface Run {
   lastStats: LearnerStats | undefined;
   restarts: number;
   /** Main-thread milliseconds in inference, learner and waiting since the last log line. */
-  timing: { inference: number; learner: number; wait: number };
+  timing: { inference: number; learner: number; wait: number; batches: number; served: number };
   /** The in-thread rollout roles of the serial runner. */
   serialWorkers?: RolloutWorker[];
 }
@@ -342,7 +342,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     episodeReturns: [],
     lastStats: undefined,
     restarts: 0,
-    timing: { inference: 0, learner: 0, wait: 0 },
+    timing: { inference: 0, learner: 0, wait: 0, batches: 0, served: 0 },
   };
   let serialState: SerialState | undefined;
   if (resumePath) serialState = await loadAppoCheckpoint(resumePath, run);
@@ -416,6 +416,7 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
           "perf/inference_fraction": run.timing.inference / (now - lastLog),
           "perf/learner_fraction": run.timing.learner / (now - lastLog),
           "perf/wait_fraction": run.timing.wait / (now - lastLog),
+          "perf/inference_batch": run.timing.served / Math.max(1, run.timing.batches),
           ...run.lastStats,
         };
         if (pending.length) {
@@ -429,7 +430,7 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
           pending = [];
         }
         run.logger.log(run.frames, metrics);
-        run.timing = { inference: 0, learner: 0, wait: 0 };
+        run.timing = { inference: 0, learner: 0, wait: 0, batches: 0, served: 0 };
         lastLog = now;
         lastFrames = run.frames;
       }
@@ -549,6 +550,10 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
       const served = inference.run(inference.readyGroups());
       const t1 = performance.now();
       run.timing.inference += t1 - t0;
+      if (served) {
+        run.timing.batches++;
+        run.timing.served += served;
+      }
       run.frames += (inference.envSteps - before) * o.frameskip;
       let trained = false;
       if (learner.hasWork()) {
