@@ -7,11 +7,14 @@
  *
  * Run: `deno run -A bench/vizdoom_bench.ts [--steps 2000] [--rounds 5]`. Prints one line per configuration with
  * ratios: steps/s are the best of `rounds` interleaved runs, ratios the median of per-round ratios (the engine's
- * speed drifts with machine load, which the header line reports).
+ * speed drifts with machine load, which the header line reports), and the driving side's CPU time per step (the
+ * engine, another process, excluded) gives each binding's own cost. A first section times the frame copy and the
+ * 160x120 -> 128x72 resize in the shim against the same resizes written in TypeScript.
  *
  * @module
  */
 
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 import { cacheRoot, exists, run, say } from "../envs/_native/provision.ts";
 import { DoomEnv, ensureVizdoom, type ScreenFormat, VIZDOOM_VERSION, type VizdoomPaths } from "../envs/vizdoom/mod.ts";
@@ -42,22 +45,33 @@ function actionSequence(n: number): Int32Array {
   return out;
 }
 
-function benchFfi(format: ScreenFormat, tics: number): number {
+/** One measurement: wall-clock steps/s and this side's CPU time per step (engine excluded: it is another process). */
+interface Sample {
+  sps: number;
+  cpuUs: number;
+}
+
+function benchFfi(format: ScreenFormat, tics: number): Sample {
   using env = new DoomEnv("basic", { screenFormat: format, frameskip: tics, layout: "HWC" });
   const actions = actionSequence(STEPS + WARMUP);
   env.reset({ seed: 1 });
-  let t0 = 0;
+  let t0 = 0, c0 = cpuUsage();
   for (let i = 0; i < STEPS + WARMUP; i++) {
-    if (i === WARMUP) t0 = performance.now();
+    if (i === WARMUP) t0 = performance.now(), c0 = cpuUsage();
     const [, , terminated, truncated] = env.step(actions[i]);
     if (terminated || truncated) env.reset();
   }
-  return STEPS / ((performance.now() - t0) / 1000);
+  const c1 = cpuUsage();
+  return {
+    sps: STEPS / ((performance.now() - t0) / 1000),
+    cpuUs: (c1.user + c1.system - c0.user - c0.system) / STEPS,
+  };
 }
 
 const CPP_LOOP = String.raw`
 // Bench-only: drives libarcadia_vizdoom.so from C++ exactly as DoomEnv does (same shim calls, same buffers).
 #include <chrono>
+#include <sys/resource.h>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +95,11 @@ int32_t avz_get_screen_shape(void *, int32_t *);
 int32_t avz_bind(void *, const double *, uint8_t *, uint8_t *, uint8_t *, uint8_t *, double *, double *);
 int32_t avz_new_episode(void *);
 int32_t avz_step(void *, uint32_t);
+}
+static double cpuUs() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
 }
 static void check(int32_t rc, const char *what) {
   if (rc < 0) { std::fprintf(stderr, "%s: %s\n", what, avz_last_error()); std::exit(1); }
@@ -112,8 +131,9 @@ int main(int argc, char **argv) {
   check(avz_new_episode(g), "new_episode");
   uint32_t s = 12345;
   auto t0 = std::chrono::steady_clock::now();
+  double c0 = cpuUs();
   for (int i = 0; i < steps + warmup; ++i) {
-    if (i == warmup) t0 = std::chrono::steady_clock::now();
+    if (i == warmup) t0 = std::chrono::steady_clock::now(), c0 = cpuUs();
     s = s * 1103515245u + 12345u;
     const int a = int((s >> 16) % 4);
     action[0] = a == 1, action[1] = a == 2, action[2] = a == 3;
@@ -122,7 +142,7 @@ int main(int argc, char **argv) {
     if (rc == 1) check(avz_new_episode(g), "new_episode");
   }
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%.1f\n", steps / sec);
+  std::printf("%.1f %.2f\n", steps / sec, (cpuUs() - c0) / steps);
   avz_destroy(g);
   return 0;
 }
@@ -141,17 +161,17 @@ game.set_seed(1)
 game.new_episode()
 s = 12345
 acts = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for i in range(steps + warmup):
     if i == warmup:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
     s = (s * 1103515245 + 12345) & 0xFFFFFFFF
     game.make_action(acts[(s >> 16) % 4], tics)
     if game.is_episode_finished():
         game.new_episode()
     else:
         screen = game.get_state().screen_buffer
-print(f"{steps / (time.perf_counter() - t0):.1f}")
+print(f"{steps / (time.perf_counter() - t0):.1f} {(time.process_time() - c0) * 1e6 / steps:.2f}")
 game.close()
 `;
 
@@ -261,12 +281,23 @@ async function buildCppLoop(paths: VizdoomPaths): Promise<string> {
   return exe;
 }
 
-async function benchCpp(exe: string, paths: VizdoomPaths, cfg: string, format: ScreenFormat, tics: number) {
+function parseSample(out: string): Sample {
+  const [sps, cpuUs] = out.trim().split("\n").at(-1)!.split(" ").map(Number);
+  return { sps, cpuUs };
+}
+
+async function benchCpp(
+  exe: string,
+  paths: VizdoomPaths,
+  cfg: string,
+  format: ScreenFormat,
+  tics: number,
+): Promise<Sample> {
   const dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-bench-` });
   try {
     const args = [cfg, paths.launcher, paths.engine, paths.iwad, dir, String(FORMAT_IDS[format]), String(tics)];
     const out = await run([exe, ...args, String(STEPS), String(WARMUP)]);
-    return Number(out.trim().split("\n").at(-1));
+    return parseSample(out);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -291,14 +322,14 @@ async function pythonWithVizdoom(): Promise<string | undefined> {
   }
 }
 
-async function benchPython(python: string, cfg: string, format: ScreenFormat, tics: number): Promise<number> {
+async function benchPython(python: string, cfg: string, format: ScreenFormat, tics: number): Promise<Sample> {
   const dir = Deno.makeTempDirSync({ prefix: `arcadia-vizdoom-${Deno.pid}-py-` });
   try {
     // Run in a private directory: the engine writes _vizdoom.ini and _vizdoom/ into the working directory.
     const out = await run([python, "-c", PY_LOOP, cfg, format, String(tics), String(STEPS), String(WARMUP)], {
       cwd: dir,
     });
-    return Number(out.trim().split("\n").at(-1));
+    return parseSample(out);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -318,20 +349,21 @@ if (import.meta.main) {
   for (const line of benchResize(paths)) console.log(line);
   for (const { format, tics } of CONFIGS) {
     // Interleaved rounds: the engine's speed drifts with machine load, so each ratio is the median of per-round
-    // ratios (both sides measured back to back), and each steps/s figure is the best round.
-    const ffi: number[] = [], cpp: number[] = [], py: number[] = [];
+    // ratios (both sides measured back to back) and each steps/s figure the best round. The CPU time per step of
+    // the driving side (the engine excluded) shows the binding's own cost, which load hardly disturbs.
+    const ffi: Sample[] = [], cpp: Sample[] = [], py: Sample[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       ffi.push(benchFfi(format, tics));
       cpp.push(await benchCpp(exe, paths, cfg, format, tics));
       if (python) py.push(await benchPython(python, cfg, format, tics));
     }
-    const f = (x: number[]) => Math.max(...x).toFixed(0).padStart(5);
-    const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i])).toFixed(2);
+    const best = (x: Sample[]) => Math.max(...x.map((s) => s.sps)).toFixed(0).padStart(5);
+    const cpu = (x: Sample[]) => median(x.map((s) => s.cpuUs)).toFixed(1).padStart(5);
+    const ratio = (a: Sample[], b: Sample[]) => median(a.map((x, i) => x.sps / b[i].sps)).toFixed(2);
     console.log(
-      `${format.padEnd(5)} tics=${tics}: ffi ${f(ffi)} steps/s | c++ loop ${f(cpp)} | python ${
-        python ? f(py) : "  n/a"
-      }` +
-        ` | ffi/c++ ${ratio(ffi, cpp)} | ffi/python ${python ? ratio(ffi, py) : "n/a"}`,
+      `${format.padEnd(5)} tics=${tics}: steps/s ffi ${best(ffi)} | c++ loop ${best(cpp)} | python ` +
+        `${python ? best(py) : "  n/a"} | ffi/c++ ${ratio(ffi, cpp)} | ffi/python ${python ? ratio(ffi, py) : "n/a"}` +
+        ` || driver CPU us/step: ffi ${cpu(ffi)} | c++ ${cpu(cpp)} | python ${python ? cpu(py) : "n/a"}`,
     );
   }
 }
