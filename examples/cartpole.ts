@@ -39,10 +39,10 @@ export const CARTPOLE_A2C: Partial<A2cOptions> = {
   learningRate: 2e-3,
 };
 
-/** DQN on CartPole (CleanRL `dqn.py` settings, shortened). */
+/** DQN on CartPole: CleanRL `dqn.py` settings, shortened, with 3-step returns and Double DQN. */
 export const CARTPOLE_DQN: Partial<DqnOptions> = {
   envId: "CartPole-v1",
-  totalTimesteps: 50_000,
+  totalTimesteps: 32_000,
   bufferSize: 10_000,
   learningRate: 1e-3,
   batchSize: 64,
@@ -51,7 +51,9 @@ export const CARTPOLE_DQN: Partial<DqnOptions> = {
   targetNetworkFrequency: 250,
   startE: 1,
   endE: 0.02,
-  explorationFraction: 0.2,
+  explorationFraction: 0.25,
+  nStep: 3,
+  doubleDqn: true,
   frameStack: 1,
   policy: "mlp",
   hidden: [64, 64],
