@@ -158,10 +158,9 @@ function crashEnvModule(always = false): string {
       step(action) {
         if (${always} && ++this.steps === 5) throw new Error("broken env");
         if (!${always} && ++this.steps === 50) {
-          try { Deno.statSync(this.marker); } catch {
-            Deno.writeTextFileSync(this.marker, "crashed");
-            throw new Error("injected engine crash");
-          }
+          let first = false;
+          try { Deno.openSync(this.marker, { createNew: true, write: true }).close(); first = true; } catch { /* exists */ }
+          if (first) throw new Error("injected engine crash"); // only the first env to get here, in any Worker
         }
         return super.step(action);
       }

@@ -52,6 +52,8 @@ export interface TrajectoryBuffer {
   readonly env: Int32Array;
   /** `[numSlots]`: `SLOT_FREE`, `SLOT_FILLING` or `SLOT_READY`. */
   readonly state: Int32Array;
+  /** `[2 + numSlots]`: FIFO of complete slots — `[0]` head and `[1]` tail counters, then the entries. */
+  readonly queue: Int32Array;
 }
 
 function align(n: number): number {
@@ -72,6 +74,7 @@ function offsets(l: TrajectoryLayout): Record<string, number> {
     ["h0", S * l.hiddenSize * 4],
     ["env", S * 4],
     ["state", S * 4],
+    ["queue", (2 + S) * 4],
   ];
   const out: Record<string, number> = {};
   let at = 0;
@@ -123,12 +126,14 @@ export function viewTrajectoryBuffer(
     h0: new Float32Array(buffer, o.h0, S * layout.hiddenSize),
     env: new Int32Array(buffer, o.env, S),
     state: new Int32Array(buffer, o.state, S),
+    queue: new Int32Array(buffer, o.queue, 2 + S),
   };
 }
 
 /**
- * FIFO bookkeeping of the ring on the thread that owns it: free slots are taken in order, complete ones queue for
- * the learner in completion order. The slot states are mirrored into `buf.state` for other threads.
+ * The ring's bookkeeping, kept in the buffer itself so that inference (which takes and completes slots) and a
+ * learner on another thread (which pops and releases them) can each hold a `TrajectoryRing` over the same buffer.
+ * Free slots are found by scanning the slot states from a rotating cursor; complete ones queue in completion order.
  *
  * @example
  * ```ts
@@ -139,68 +144,84 @@ export function viewTrajectoryBuffer(
  * const ring = new TrajectoryRing(buf);
  * const s = ring.take(0)!;
  * ring.complete(s);
- * const batch = ring.popReady(1)!; // [s]
- * ring.release(batch);
+ * const learnerSide = new TrajectoryRing(buf, { attach: true }); // e.g. in a learner Worker
+ * const batch = learnerSide.popReady(1)!; // [s]
+ * learnerSide.release(batch);
  * ```
  */
 export class TrajectoryRing {
   readonly buf: TrajectoryBuffer;
-  #free: number[] = [];
-  #ready: number[] = [];
+  #cursor = 0;
 
-  constructor(buf: TrajectoryBuffer) {
+  /** `attach`: use a buffer another `TrajectoryRing` already initialized (don't reset its states and queue). */
+  constructor(buf: TrajectoryBuffer, options: { attach?: boolean } = {}) {
     this.buf = buf;
-    for (let s = 0; s < buf.layout.numSlots; s++) this.#free.push(s);
-    buf.state.fill(SLOT_FREE);
+    if (!options.attach) {
+      buf.state.fill(SLOT_FREE);
+      buf.queue.fill(0);
+    }
   }
 
   /** Number of free slots. */
   get freeCount(): number {
-    return this.#free.length;
+    let n = 0;
+    const state = this.buf.state;
+    for (let s = 0; s < state.length; s++) if (Atomics.load(state, s) === SLOT_FREE) n++;
+    return n;
   }
 
   /** Number of complete trajectories waiting for the learner. */
   get readyCount(): number {
-    return this.#ready.length;
+    return Atomics.load(this.buf.queue, 1) - Atomics.load(this.buf.queue, 0);
   }
 
   /** Takes a free slot for `env`, or returns undefined when the ring is full (the learner must catch up). */
   take(env: number): number | undefined {
-    const s = this.#free.shift();
-    if (s === undefined) return undefined;
-    this.buf.state[s] = SLOT_FILLING;
-    this.buf.env[s] = env;
-    return s;
+    const state = this.buf.state, n = state.length;
+    for (let i = 0; i < n; i++) {
+      const s = (this.#cursor + i) % n;
+      if (Atomics.load(state, s) !== SLOT_FREE) continue;
+      this.#cursor = (s + 1) % n;
+      this.buf.env[s] = env;
+      Atomics.store(state, s, SLOT_FILLING);
+      return s;
+    }
+    return undefined;
   }
 
-  /** Marks a filled slot complete and queues it for the learner. */
+  /** Marks a filled slot complete and queues it for the learner (the atomic tail update publishes its data). */
   complete(slot: number): void {
-    this.buf.state[slot] = SLOT_READY;
-    this.#ready.push(slot);
+    const q = this.buf.queue, n = this.buf.state.length;
+    Atomics.store(this.buf.state, slot, SLOT_READY);
+    const tail = Atomics.load(q, 1);
+    q[2 + (tail % n)] = slot;
+    Atomics.store(q, 1, tail + 1);
+    Atomics.notify(q, 1);
   }
 
   /** Removes and returns the `n` oldest complete slots, or undefined when fewer are ready. */
-  popReady(n: number): number[] | undefined {
-    if (this.#ready.length < n) return undefined;
-    return this.#ready.splice(0, n);
+  popReady(count: number): number[] | undefined {
+    const q = this.buf.queue, n = this.buf.state.length;
+    const head = Atomics.load(q, 0);
+    if (Atomics.load(q, 1) - head < count) return undefined;
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) out.push(q[2 + ((head + i) % n)]);
+    Atomics.store(q, 0, head + count);
+    return out;
   }
 
   /** Returns slots to the free list (after training, or when an env's partial trajectory is dropped). */
   release(slots: readonly number[]): void {
-    for (const s of slots) {
-      this.buf.state[s] = SLOT_FREE;
-      this.#free.push(s);
-    }
+    for (const s of slots) Atomics.store(this.buf.state, s, SLOT_FREE);
   }
 
-  /** The queue contents, for checkpoints of the serial runner. */
-  snapshot(): { free: number[]; ready: number[] } {
-    return { free: [...this.#free], ready: [...this.#ready] };
+  /** This side's cursor (states and queue live in the buffer), for checkpoints of the serial runner. */
+  snapshot(): { cursor: number } {
+    return { cursor: this.#cursor };
   }
 
   /** Restores what `snapshot` returned. */
-  restore(state: { free: number[]; ready: number[] }): void {
-    this.#free = [...state.free];
-    this.#ready = [...state.ready];
+  restore(state: { cursor: number }): void {
+    this.#cursor = state.cursor;
   }
 }
