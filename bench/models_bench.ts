@@ -20,6 +20,7 @@ import {
   type Tensor,
   tensor,
 } from "../models/mod.ts";
+import process from "node:process";
 import { gemm, rawBlasSgemm } from "../models/backends/cpu.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../models/backends/blas/ffi.ts";
@@ -35,14 +36,26 @@ function median(xs: number[]): number {
 
 /** Median ms per call of `fn` over `reps` timed runs after `warmup` runs. */
 function time(fn: () => void, reps: number, warmup = 2): number {
+  return timeBoth(fn, reps, warmup).wall;
+}
+
+/** Median wall-clock and process CPU ms per call (CPU time is what a loaded machine cannot inflate by preemption). */
+function timeBoth(fn: () => void, reps: number, warmup = 2): { wall: number; cpu: number } {
   for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
+  const walls: number[] = [], cpus: number[] = [];
   for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     fn();
-    ts.push(performance.now() - t0);
+    walls.push(performance.now() - t0);
+    const c1 = process.cpuUsage(c0);
+    cpus.push((c1.user + c1.system) / 1000);
   }
-  return median(ts);
+  return { wall: median(walls), cpu: median(cpus) };
+}
+
+function fmtTime(t: { wall: number; cpu: number }, digits = 2): string {
+  return `${t.wall.toFixed(digits)} ms (process CPU ${t.cpu.toFixed(digits)} ms)`;
 }
 
 function rand(n: number, rng: Rng): Float32Array {
@@ -52,6 +65,13 @@ function rand(n: number, rng: Rng): Float32Array {
 const rng = new Rng(0);
 const info = cpuInfo();
 console.log(`cpu backend: blas=${info.blas ?? "none"} core=${info.core} threads=${info.threads} (${info.note})`);
+try {
+  console.log(
+    `load average at start: ${
+      Deno.loadavg().map((v) => v.toFixed(2)).join(" ")
+    } on ${navigator.hardwareConcurrency} cores`,
+  );
+} catch { /* loadavg needs --allow-sys */ }
 
 // ---- GEMM ----------------------------------------------------------------------------------------------------
 const raw = rawBlasSgemm();
@@ -156,11 +176,10 @@ function input(shape: number[]): Tensor {
     opt.step();
   };
   const reps = quick ? 5 : 20;
-  console.log(`nature-cnn train step B=32 (fwd+bwd+Adam): ${time(train, reps).toFixed(2)} ms (goal <= 25)`);
-  console.log(
-    `nature-cnn inference B=1: ${time(() => noGrad(() => net.forward(x1)), reps * 10).toFixed(3)} ms (goal <= 0.5)`,
-  );
-  console.log(`nature-cnn inference B=32: ${time(() => noGrad(() => net.forward(x32)), reps).toFixed(2)} ms`);
+  console.log(`nature-cnn train step B=32 (fwd+bwd+Adam): ${fmtTime(timeBoth(train, reps))} (goal <= 25)`);
+  const inf1 = timeBoth(() => noGrad(() => net.forward(x1)), reps * 10);
+  console.log(`nature-cnn inference B=1: ${fmtTime(inf1, 3)} (goal <= 0.5)`);
+  console.log(`nature-cnn inference B=32: ${fmtTime(timeBoth(() => noGrad(() => net.forward(x32)), reps))}`);
 }
 
 {
@@ -189,11 +208,10 @@ function input(shape: number[]): Tensor {
     opt.step();
   };
   const reps = quick ? 5 : 20;
-  console.log(`doom encoder+GRU(512) train step B=32 (fwd+bwd+Adam): ${time(train, reps).toFixed(2)} ms`);
+  console.log(`doom encoder+GRU(512) train step B=32 (fwd+bwd+Adam): ${fmtTime(timeBoth(train, reps))}`);
+  const inf1 = timeBoth(() => noGrad(() => forward(x1, h1)), reps * 10);
+  console.log(`doom encoder+GRU(512) inference B=1: ${fmtTime(inf1, 3)}`);
   console.log(
-    `doom encoder+GRU(512) inference B=1: ${time(() => noGrad(() => forward(x1, h1)), reps * 10).toFixed(3)} ms`,
-  );
-  console.log(
-    `doom encoder+GRU(512) inference B=32: ${time(() => noGrad(() => forward(x32, h32)), reps).toFixed(2)} ms`,
+    `doom encoder+GRU(512) inference B=32: ${fmtTime(timeBoth(() => noGrad(() => forward(x32, h32)), reps))}`,
   );
 }
