@@ -16,7 +16,9 @@
  * the backend registry; `autograd.ts` has one differentiable function per primitive and `ops.ts` the compositions.
  *
  * Environment: `ARCADIA_BLAS` (path to a CBLAS library), `ARCADIA_NO_BLAS=1` (force pure TypeScript),
- * `OPENBLAS_CORETYPE` (respected; set automatically from /proc/cpuinfo when unset), `ARCADIA_NAN_CHECK=1`.
+ * `OPENBLAS_CORETYPE` (respected; set automatically from /proc/cpuinfo when unset), `ARCADIA_BLAS_THREADS` (BLAS
+ * threads; use 1 when env workers keep the other cores busy: spinning BLAS threads then cost more than they give),
+ * `ARCADIA_NAN_CHECK=1`.
  *
  * @module
  */

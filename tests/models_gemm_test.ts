@@ -188,3 +188,8 @@ Deno.test("gemm with leading dimensions (sub-matrices of larger arrays), all tra
     }
   }
 });
+
+Deno.test("ARCADIA_BLAS_THREADS sets the BLAS thread count", async () => {
+  const info = await runChild(["-A"], { ARCADIA_BLAS_THREADS: "1" });
+  if (info.blas !== null) assert.equal(info.threads, 1);
+});

@@ -126,6 +126,11 @@ function loadBlas(): BlasState {
     console.warn(`arcadia/models: ${note}`);
     return { lib: null, path: null, core: "pure-ts", note };
   }
+  let threadsEnv: string | undefined;
+  try {
+    threadsEnv = Deno.env.get("ARCADIA_BLAS_THREADS");
+  } catch { /* no env permission */ }
+  if (threadsEnv && Number(threadsEnv) >= 1) lib.symbols.openblas_set_num_threads?.(Math.floor(Number(threadsEnv)));
   return {
     lib,
     path,
