@@ -271,11 +271,38 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   });
 }
 
+/** An activation that a producing layer can apply in place (its derivative is a function of its output). */
+export interface Activation {
+  op: "relu" | "elu" | "tanh" | "sigmoid";
+  /** ELU's alpha (default 1). */
+  alpha?: number;
+}
+
+/** Apply `act` in place on a freshly computed layer output. */
+function applyActivation(y: Float32Array, act: Activation | undefined): void {
+  if (act) backend().unary(act.op, y, y, act.alpha ?? 1, 0);
+}
+
+/** `gy ⊙ act'(y)` into a pooled buffer (callers release it), or `gy` itself without an activation. */
+function activationGrad(y: Float32Array, gy: Float32Array, act: Activation | undefined): Float32Array {
+  if (!act) return gy;
+  const g = takeBuffer(gy.length, true);
+  // For these activations the derivative can be evaluated at the output: relu/elu test y > 0 ⟺ x > 0.
+  backend().unaryGrad(act.op, y, y, gy, g, act.alpha ?? 1, 0);
+  return g;
+}
+
 /**
  * Fused affine layer `x @ weight^T + bias` (PyTorch `F.linear`): `x` is `[..., in]`, `weight` is `[out, in]`.
  * One GEMM forward, two GEMMs backward, accumulating straight into the gradient buffers.
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  options: { activation?: Activation } = {},
+): Tensor {
+  const act = options.activation;
   const be = backend();
   if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new Error(`linear: cannot multiply ${fmt(x.shape)} by weight^T of ${fmt(weight.shape)}`);
@@ -289,11 +316,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const out = new Tensor(new Float32Array(M * N), shape);
   if (bias) be.copyStrided(bias.data, 0, [0, 1], [M, N], out.data, 0, [N, 1], false);
   be.gemm(false, true, M, N, K, 1, x.data, weight.data, bias ? 1 : 0, out.data);
+  applyActivation(out.data, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(out, "linear", inputs, (gy) => {
+  return record(out, act ? `linear+${act.op}` : "linear", inputs, (gyOut) => {
+    const gy = activationGrad(out.data, gyOut, act);
     if (x.requiresGrad) be.gemm(false, false, M, K, N, 1, gy, weight.data, 1, gradBuffer(x));
     if (weight.requiresGrad) be.gemm(true, false, N, K, M, 1, gy, x.data, 1, gradBuffer(weight));
     if (bias?.requiresGrad) be.sumTo(gy, [M, N], gradBuffer(bias), [N], 1);
+    if (gy !== gyOut) releaseBuffer(gy);
   });
 }
 
@@ -310,6 +340,8 @@ export interface Conv2dOptions {
    * columns and the output is wide enough (≥ 8 columns per output channel).
    */
   algorithm?: "auto" | "im2col" | "flat";
+  /** Activation applied in place to the output (saves a tensor and a pass; `Sequential` fuses this itself). */
+  activation?: Activation;
 }
 
 /**
@@ -359,12 +391,18 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
   // Small outputs (batch-1 inference) favour one im2col GEMM over per-shift GEMMs and the weight reshuffle.
   const wide = N * OH * OW >= 8 * weight.shape[0];
   if (algorithm === "flat" || (algorithm === "auto" && divisible && waste < 1.35 && wide)) {
-    return conv2dFlat(x, weight, bias ?? null, g);
+    return conv2dFlat(x, weight, bias ?? null, g, options.activation);
   }
-  return conv2dIm2col(x, weight, bias ?? null, g);
+  return conv2dIm2col(x, weight, bias ?? null, g, options.activation);
 }
 
-function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+function conv2dIm2col(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  act: Activation | undefined,
+): Tensor {
   const be = backend();
   const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
   const O = weight.shape[0];
@@ -378,9 +416,11 @@ function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeo
   if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, NP], target, 0, [NP, 1], false);
   be.gemm(false, false, O, NP, CKK, 1, weight.data, col, bias ? 1 : 0, target);
   if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.data, 0, [O * P, P, 1], false);
+  applyActivation(out.data, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   let colHoldsInput = true;
-  return record(out, "conv2d", inputs, (gy) => {
+  return record(out, act ? `conv2d+${act.op}` : "conv2d", inputs, (gyOut) => {
+    const gy = activationGrad(out.data, gyOut, act);
     if (!colHoldsInput) be.im2col(x.data, g, col); // only after a retained-graph second backward
     let gT = gy;
     if (N > 1) {
@@ -394,6 +434,7 @@ function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeo
       colHoldsInput = false;
       be.col2im(col, g, gradBuffer(x));
     }
+    if (gy !== gyOut) releaseBuffer(gy);
   }, () => {
     releaseBuffer(col);
     releaseBuffer(yT);
@@ -407,7 +448,13 @@ function conv2dIm2col(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeo
  * through a leading dimension: no unfolded matrix is built, and the only TypeScript copies are O(|x| + |y|)
  * (space-to-depth, output extraction). The extra border/wrap-around columns are dropped and carry zero gradient.
  */
-function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+function conv2dFlat(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  act: Activation | undefined,
+): Tensor {
   const be = backend();
   const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
   const { strideH: sh, strideW: sw, padH: ph, padW: pw, height: H, width: W } = g;
@@ -441,8 +488,10 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
   }
   const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
   be.copyStrided(Y, 0, ySrcStrides, yShape, out.data, 0, yStrides, false);
+  applyActivation(out.data, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(out, "conv2d", inputs, (gy) => {
+  return record(out, act ? `conv2d+${act.op}` : "conv2d", inputs, (gyOut) => {
+    const gy = activationGrad(out.data, gyOut, act);
     const dY = Y; // [O, L], zero except at valid output columns
     dY.fill(0);
     be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
@@ -469,6 +518,7 @@ function conv2dFlat(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeome
       spaceToDepth(gradBuffer(x), g, Hq, Wq, dS, true);
       releaseBuffer(dS);
     }
+    if (gy !== gyOut) releaseBuffer(gy);
   }, () => {
     releaseBuffer(S);
     releaseBuffer(wr);

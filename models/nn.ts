@@ -7,7 +7,7 @@
  */
 
 import { conv2d, linear, slice } from "./autograd.ts";
-import type { Conv2dOptions } from "./autograd.ts";
+import type { Activation, Conv2dOptions } from "./autograd.ts";
 import { constantInit, orthogonalInit, pytorchDefaultInit, uniformInit } from "./init.ts";
 import { add, elu, flatten, mul, relu, sigmoid, stack, sub, tanh } from "./ops.ts";
 import { Rng } from "./rng.ts";
@@ -137,6 +137,10 @@ export class Linear extends Module implements Layer {
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }
+  /** `activation(forward(x))` in one op (used by `Sequential`). */
+  forwardActivated(x: Tensor, activation: Activation): Tensor {
+    return linear(x, this.weight, this.bias, { activation });
+  }
 }
 
 /** Options for `Conv2d`. */
@@ -163,6 +167,10 @@ export class Conv2d extends Module implements Layer {
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, this.#conv);
   }
+  /** `activation(forward(x))` in one op (used by `Sequential`). */
+  forwardActivated(x: Tensor, activation: Activation): Tensor {
+    return conv2d(x, this.weight, this.bias, { ...this.#conv, activation });
+  }
 }
 
 /** Chain of layers; children are named `0`, `1`, … like PyTorch. */
@@ -173,11 +181,28 @@ export class Sequential extends Module implements Layer {
     this.layers = layers;
     layers.forEach((l, i) => this.registerModule(String(i), l));
   }
+  /** Runs the layers in order; a Linear/Conv2d followed by ReLU/ELU/Tanh runs as one fused op (same result). */
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const l of this.layers) y = l.forward(y);
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const l = layers[i];
+      const act = i + 1 < layers.length ? fusableActivation(layers[i + 1]) : null;
+      if (act && (l.constructor === Linear || l.constructor === Conv2d)) {
+        y = (l as Linear | Conv2d).forwardActivated(y, act);
+        i++;
+      } else y = l.forward(y);
+    }
     return y;
   }
+}
+
+/** The activation a built-in activation module computes (exact classes only: subclasses may override forward). */
+function fusableActivation(m: Layer): Activation | null {
+  if (m.constructor === ReLU) return { op: "relu" };
+  if (m.constructor === Tanh) return { op: "tanh" };
+  if (m.constructor === ELU) return { op: "elu", alpha: (m as ELU).alpha };
+  return null;
 }
 
 /** `[N, ...] → [N, prod(...)]`. */

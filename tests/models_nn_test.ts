@@ -5,6 +5,7 @@ import {
   Categorical,
   clipGradNorm,
   Conv2d,
+  conv2d,
   DiagGaussian,
   ELU,
   Flatten,
@@ -300,4 +301,43 @@ Deno.test("copyFrom copies (target network) and blends with tau (Polyak)", () =>
   b.copyFrom(a);
   assert.deepEqual(b.weight.toArray(), a.weight.toArray());
   assert.throws(() => b.copyFrom(new Linear(4, 2)), /copyFrom: no parameter 'weight' of shape \[2,3\]/);
+});
+
+Deno.test("Sequential fuses Linear/Conv2d + ReLU/ELU/Tanh with the same values and gradients as running layers one by one", () => {
+  for (const algorithm of ["im2col", "flat"] as const) {
+    const rng = new Rng(21);
+    const net = new Sequential([
+      new Conv2d(2, 4, 4, { stride: 2, rng }),
+      new ELU(0.7),
+      new Conv2d(4, 3, 2, { stride: 2, rng }),
+      new ReLU(),
+      new Flatten(),
+      new Linear(12, 5, { rng }),
+      new Tanh(),
+      new Linear(5, 2, { rng }),
+    ]);
+    const x = tensor(Float32Array.from({ length: 2 * 2 * 10 * 10 }, () => rng.normal()), {
+      shape: [2, 2, 10, 10],
+      requiresGrad: true,
+    });
+    const w = tensor(Float32Array.from({ length: 4 }, () => rng.normal()), { shape: [2, 2] });
+    // Reference: every layer on its own (no fusion), convs forced to the same algorithm.
+    const layerByLayer = () => {
+      let y = x;
+      for (const l of net.layers) {
+        y = l instanceof Conv2d ? conv2d(y, l.weight, l.bias, { stride: 2, algorithm }) : l.forward(y);
+      }
+      return y;
+    };
+    const ref = layerByLayer();
+    sum(mul(ref, w)).backward();
+    const refGrads = [x, ...net.parameters()].map((p) => p.grad!.toArray());
+    x.grad = null;
+    net.zeroGrad();
+    const fused = net.forward(x);
+    assert.equal(fused.node!.inputs[0].node!.op, "linear+tanh", "Linear + Tanh ran as one op");
+    close(fused.data, ref.data, 1e-6, `${algorithm} value`);
+    sum(mul(fused, w)).backward();
+    [x, ...net.parameters()].forEach((p, i) => close(p.grad!.data, refGrads[i], 1e-5, `${algorithm} grad ${i}`));
+  }
 });
