@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
-import { evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
+import { ActorCritic, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
+import { Adam, loadCheckpoint } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
 
 const FIXTURE = JSON.parse(Deno.readTextFileSync(new URL("./fixtures/algos_vtrace.json", import.meta.url)));
@@ -242,4 +243,24 @@ Deno.test("an env that keeps crashing stops training after maxWorkerRestarts wit
   } finally {
     console.error = original;
   }
+});
+
+Deno.test("learner Worker: the final checkpoint holds the learner's weights and optimizer state", async () => {
+  const result = await trainAppo({
+    ...SMALL,
+    serial: false,
+    learnerWorker: true,
+    numEpochs: 1,
+    rnnSize: 0,
+    totalFrames: 3000,
+    runDir: tempDir(),
+  });
+  assert.ok(result.version > 0);
+  const model = new ActorCritic(result.model.options);
+  const optimizer = new Adam(model.parameters());
+  const meta = await loadCheckpoint(result.checkpoint, { model, optimizer });
+  assert.equal(Number(meta.policy_version), result.version);
+  assert.equal(optimizer.stateDict().step, result.version);
+  const a = params(model), b = params(result.model);
+  for (const [name, data] of b) assert.deepEqual(a.get(name), data, `parameter ${name} differs`);
 });

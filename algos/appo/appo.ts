@@ -24,7 +24,8 @@ import { MetricsLogger } from "../logger.ts";
 import { prepareRunDir, resolveResume, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
 import { Inference } from "./inference.ts";
 import { Learner, type LearnerStats } from "./learner.ts";
-import { ActorCritic } from "./model.ts";
+import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+import type { LearnerInitMessage, LearnerReply } from "./_learner_entry.ts";
 import {
   allocateRolloutBuffers,
   GROUP_STOP,
@@ -150,6 +151,8 @@ export interface AppoOptions {
   closeTimeoutMs: number;
   /** Give up (throw the last worker error) after this many rollout worker restarts. */
   maxWorkerRestarts: number;
+  /** Train in a learner Worker that publishes weights through a shared buffer (inference stays on this thread). */
+  learnerWorker: boolean;
 }
 
 /** Sample Factory's defaults with its Doom overrides (clip value 0.2, symmetric-KL exploration 0.001). */
@@ -196,6 +199,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   handleSignals: true,
   closeTimeoutMs: 5000,
   maxWorkerRestarts: 100,
+  learnerWorker: true,
 };
 
 /** What `trainAppo` returns. */
@@ -239,6 +243,8 @@ interface Run {
   timing: { inference: number; learner: number; wait: number; batches: number; served: number };
   /** The in-thread rollout roles of the serial runner. */
   serialWorkers?: RolloutWorker[];
+  /** Brings model, optimizer and learner counters up to date before a checkpoint (learner Worker). */
+  sync?: () => Promise<void>;
 }
 
 /**
@@ -323,7 +329,21 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   }, !o.serial));
   const inference = new Inference({ model, rollout, ring, seed: o.seed });
   const learner = new Learner(model, optimizer, ring, {
-    ...o,
+    numEpochs: o.numEpochs,
+    gamma: o.gamma,
+    gaeLambda: o.gaeLambda,
+    clipRatio: o.clipRatio,
+    clipValue: o.clipValue,
+    valueLossCoeff: o.valueLossCoeff,
+    explorationLossCoeff: o.explorationLossCoeff,
+    explorationLoss: o.explorationLoss,
+    maxGradNorm: o.maxGradNorm,
+    withVtrace: o.withVtrace,
+    vtraceRho: o.vtraceRho,
+    vtraceC: o.vtraceC,
+    maxPolicyLag: o.maxPolicyLag,
+    valueBootstrap: o.valueBootstrap,
+    normalizeAdvantage: o.normalizeAdvantage,
     batchTrajectories,
     chunkTrajectories: o.learnerChunk > 0 ? Math.min(o.learnerChunk, batchTrajectories) : batchTrajectories,
   });
@@ -435,6 +455,7 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
         lastFrames = run.frames;
       }
       if (run.o.checkpointIntervalS > 0 && now - lastCheckpoint >= run.o.checkpointIntervalS * 1000) {
+        await run.sync?.();
         await saveAppoCheckpoint(`${run.runDir}/checkpoint.safetensors`, run);
         lastCheckpoint = performance.now();
       }
@@ -521,9 +542,11 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
   for (let w = 0; w < o.numWorkers; w++) spawn(w);
   const reporter = makeReporter(run);
   let lastYield = performance.now();
+  const remote = o.learnerWorker ? startLearnerWorker(run, reporter) : undefined;
   try {
     while (!shouldStop()) {
       const seen = Atomics.load(ints, READY_COUNTER);
+      if (remote) remote.poll();
       for (let w = 0; w < o.numWorkers; w++) {
         if (failed[w] || Atomics.load(ints, workerIndex(rollout.layout, w)) === WORKER_CRASHED) {
           const error = failed[w]
@@ -556,7 +579,7 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
       }
       run.frames += (inference.envSteps - before) * o.frameskip;
       let trained = false;
-      if (learner.hasWork()) {
+      if (!remote && learner.hasWork()) {
         const stats = learner.trainChunk();
         run.timing.learner += performance.now() - t1;
         trained = true;
@@ -578,6 +601,7 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
     }
     await reporter.tick();
   } finally {
+    await remote?.stop();
     for (let k = 0; k < o.numWorkers * G; k++) {
       Atomics.store(ints, groupIndex(k), GROUP_STOP);
       Atomics.notify(ints, groupIndex(k));
@@ -593,6 +617,91 @@ async function runAsync(run: Run, shouldStop: () => boolean, envModules: string[
       workers[w]?.terminate();
     }
   }
+}
+
+/**
+ * Starts the learner Worker: it gets the current weights (shared buffer), optimizer state and counters, then trains
+ * on the shared ring. `poll()` pulls newly published weights into the inference model; `stop()` asks for a final
+ * snapshot (weights + optimizer state) so the checkpoint is current, then terminates the Worker.
+ */
+function startLearnerWorker(
+  run: Run,
+  reporter: { learned(stats: LearnerStats | undefined): void },
+): { poll(): void; stop(): Promise<void> } {
+  const { o, model, learner, inference, optimizer } = run;
+  const weights = allocateWeights(model);
+  publishWeights(model, weights, learner.version);
+  let held = learner.version;
+  const control = new Int32Array(new SharedArrayBuffer(64));
+  const worker = new Worker(new URL("./_learner_entry.ts", import.meta.url), { type: "module" });
+  let failure: Error | undefined;
+  let waiting: ((m: LearnerReply) => void) | undefined;
+  const apply = (m: { optimizer: import("../../models/mod.ts").OptimizerState; version: number; samples: number }) => {
+    optimizer.loadStateDict(m.optimizer);
+    held = pullWeights(model, weights, -1);
+    learner.version = m.version;
+    learner.samples = m.samples;
+    inference.version = held;
+  };
+  worker.onmessage = (event: MessageEvent<LearnerReply>) => {
+    const m = event.data;
+    if (m.type === "stats") {
+      reporter.learned(m.stats);
+      learner.samples = m.samples;
+    } else if (m.type === "error") {
+      failure = Object.assign(new Error(`learner Worker: ${m.message}`), { stack: m.stack });
+    } else if (waiting) waiting(m);
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    failure = new Error(`learner Worker: ${event.message}`);
+  };
+  const init: LearnerInitMessage = {
+    type: "init",
+    model: model.options,
+    adam: { lr: optimizer.lr, eps: optimizer.eps, betas: [optimizer.beta1, optimizer.beta2] },
+    learner: learner.options,
+    trajLayout: run.ring.buf.layout,
+    trajBuffer: run.ring.buf.buffer as SharedArrayBuffer,
+    weights,
+    control: control.buffer as SharedArrayBuffer,
+    optimizer: optimizer.stateDict(),
+    version: learner.version,
+    samples: learner.samples,
+    blasThreads: o.blasThreads,
+  };
+  worker.postMessage(init);
+  const reply = (ask: () => void): Promise<LearnerReply | undefined> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), Math.max(o.closeTimeoutMs, 60_000));
+      waiting = (m) => {
+        clearTimeout(timer);
+        waiting = undefined;
+        resolve(m);
+      };
+      ask();
+    });
+  run.sync = async () => {
+    const m = await reply(() => worker.postMessage({ type: "snapshot" }));
+    if (m && m.type !== "stats" && m.type !== "error") apply(m);
+  };
+  return {
+    poll() {
+      if (failure) throw failure;
+      const v = pullWeights(model, weights, held);
+      if (v !== held) {
+        held = v;
+        inference.version = v;
+        learner.version = v;
+      }
+    },
+    async stop() {
+      const m = await reply(() => Atomics.store(control, 0, 1));
+      if (m && m.type !== "stats" && m.type !== "error") apply(m);
+      worker.terminate();
+      run.sync = undefined;
+    },
+  };
 }
 
 /** What the serial runner needs beyond the model to continue bit-identically. */
@@ -745,7 +854,8 @@ export interface EvaluateOptions {
  * ```ts
  * import "../../envs/classic/mod.ts";
  * import { evaluateAppo } from "./appo.ts";
- * import { ActorCritic } from "./model.ts";
+ * import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+import type { LearnerInitMessage, LearnerReply } from "./_learner_entry.ts";
  * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
  * const returns = evaluateAppo(model, "CartPole-v1", { episodes: 2, maxEpisodeSteps: 20 });
  * console.assert(returns.length === 2);

@@ -264,3 +264,94 @@ export class ActorCritic extends Module {
     return r ? (v - r.mean[0]) / Math.sqrt(r.var[0] + 1e-8) : v;
   }
 }
+
+/** Int32 words before the float64 statistics (64 bytes: the seqlock word on its own cache line). */
+const WEIGHTS_HEADER = 16;
+
+function statsLength(model: ActorCritic): number {
+  return 2 * (model.obsRms ? model.obsSize : 0) + 1 + 3;
+}
+
+/**
+ * A shared buffer holding the model's parameters and normalizer statistics, for a learner on another thread to
+ * publish weights that inference pulls. Layout: a seqlock word (odd while a write is in progress, `2 * version`
+ * after), float64 statistics, then the float32 parameters in `parameters()` order.
+ *
+ * @example
+ * ```ts
+ * import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+ * const learnerSide = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
+ * const inferenceSide = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8], seed: 1 });
+ * const weights = allocateWeights(learnerSide);
+ * publishWeights(learnerSide, weights, 3);
+ * console.assert(pullWeights(inferenceSide, weights, -1) === 3);
+ * ```
+ */
+export function allocateWeights(model: ActorCritic): SharedArrayBuffer {
+  let floats = 0;
+  for (const p of model.parameters()) floats += p.size;
+  return new SharedArrayBuffer(4 * WEIGHTS_HEADER + 8 * statsLength(model) + 4 * floats);
+}
+
+function weightViews(model: ActorCritic, sab: SharedArrayBuffer) {
+  const n = statsLength(model);
+  return {
+    seq: new Int32Array(sab, 0, WEIGHTS_HEADER),
+    stats: new Float64Array(sab, 4 * WEIGHTS_HEADER, n),
+    params: new Float32Array(sab, 4 * WEIGHTS_HEADER + 8 * n),
+  };
+}
+
+/** Writes the model's parameters and statistics into `sab` as policy `version`. */
+export function publishWeights(model: ActorCritic, sab: SharedArrayBuffer, version: number): void {
+  const { seq, stats, params } = weightViews(model, sab);
+  Atomics.store(seq, 0, 2 * version + 1);
+  let at = 0;
+  for (const p of model.parameters()) {
+    params.set(p.data, at);
+    at += p.size;
+  }
+  let k = 0;
+  if (model.obsRms) {
+    stats.set(model.obsRms.mean, k);
+    stats.set(model.obsRms.var, k + model.obsSize);
+    k += 2 * model.obsSize;
+  }
+  stats[k] = model.obsRms?.count ?? 0;
+  const r = model.retRms;
+  stats[k + 1] = r?.mean[0] ?? 0;
+  stats[k + 2] = r?.var[0] ?? 1;
+  stats[k + 3] = r?.count ?? 0;
+  Atomics.store(seq, 0, 2 * version);
+}
+
+/**
+ * Copies the published weights into `model` if their version differs from `have`; returns the version now held
+ * (`have` when nothing new was published or a write was in progress).
+ */
+export function pullWeights(model: ActorCritic, sab: SharedArrayBuffer, have: number): number {
+  const { seq, stats, params } = weightViews(model, sab);
+  const s0 = Atomics.load(seq, 0);
+  if (s0 % 2 === 1 || s0 / 2 === have) return have;
+  const tmp = params.slice();
+  const st = stats.slice();
+  if (Atomics.load(seq, 0) !== s0) return have; // torn: try again next time
+  let at = 0;
+  for (const p of model.parameters()) {
+    p.data.set(tmp.subarray(at, at + p.size));
+    at += p.size;
+  }
+  let k = 0;
+  if (model.obsRms) {
+    model.obsRms.mean.set(st.subarray(0, model.obsSize));
+    model.obsRms.var.set(st.subarray(model.obsSize, 2 * model.obsSize));
+    k = 2 * model.obsSize;
+    model.obsRms.count = st[k];
+  }
+  if (model.retRms) {
+    model.retRms.mean[0] = st[k + 1];
+    model.retRms.var[0] = st[k + 2];
+    model.retRms.count = st[k + 3];
+  }
+  return s0 / 2;
+}
