@@ -6,7 +6,7 @@
  */
 
 import { argmax, gather, logSoftmax, sum } from "./autograd.ts";
-import { add, exp, mul, neg, square, sub } from "./ops.ts";
+import { add, clamp, exp, mul, neg, square, sub } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -60,9 +60,10 @@ export class Categorical {
     return gather(this.logits, -1, actions.reshape([...this.#batch, 1])).reshape(this.#batch);
   }
 
-  /** Entropy `−Σ p log p` per row. */
+  /** Entropy `−Σ p log p` per row; masked (−∞) logits contribute 0, as in `torch.distributions.Categorical`. */
   entropy(): Tensor {
-    return neg(sum(mul(this.probs, this.logits), { axis: -1 }));
+    const finite = clamp(this.logits, -3.4028234663852886e38); // 0 · (−∞) would be NaN
+    return neg(sum(mul(this.probs, finite), { axis: -1 }));
   }
 
   /** Most likely action per row. */

@@ -341,3 +341,15 @@ Deno.test("Sequential fuses Linear/Conv2d + ReLU/ELU/Tanh with the same values a
     [x, ...net.parameters()].forEach((p, i) => close(p.grad!.data, refGrads[i], 1e-5, `${algorithm} grad ${i}`));
   }
 });
+
+Deno.test("Categorical with masked (-Infinity) logits: zero probability, finite entropy, never sampled", () => {
+  setNanCheck(false); // -Infinity log-probabilities are expected here
+  using _restore = { [Symbol.dispose]: () => setNanCheck(true) };
+  const logits = tensor([[0, -Infinity, 0]], { requiresGrad: true });
+  const d = new Categorical(logits);
+  assert.ok(Math.abs(d.entropy().item() - Math.log(2)) < 1e-6);
+  const rng = new Rng(3);
+  for (let i = 0; i < 200; i++) assert.notEqual(d.sample(rng).data[0], 1);
+  sum(d.entropy()).backward();
+  assert.ok(logits.grad!.data.every((v) => Number.isFinite(v)));
+});
