@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
-import { ActorCritic, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
+import { AppoModel, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
 import { Adam, loadCheckpoint } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
 
@@ -256,7 +256,7 @@ Deno.test("learner Worker: the final checkpoint holds the learner's weights and 
     runDir: tempDir(),
   });
   assert.ok(result.version > 0);
-  const model = new ActorCritic(result.model.options);
+  const model = new AppoModel(result.model.options);
   const optimizer = new Adam(model.parameters());
   const meta = await loadCheckpoint(result.checkpoint, { model, optimizer });
   assert.equal(Number(meta.policy_version), result.version);

@@ -8,13 +8,13 @@
 
 import { Adam, type AdamOptions, type OptimizerState, setBlasThreads } from "../../models/mod.ts";
 import { Learner, type LearnerOptions, type LearnerStats } from "./learner.ts";
-import { ActorCritic, type ActorCriticOptions, publishWeights, pullWeights } from "./model.ts";
+import { AppoModel, type AppoModelOptions, publishWeights, pullWeights } from "./model.ts";
 import { type TrajectoryLayout, TrajectoryRing, viewTrajectoryBuffer } from "./trajectory_buffer.ts";
 
 /** What the main thread posts to start the learner Worker. */
 export interface LearnerInitMessage {
   type: "init";
-  model: ActorCriticOptions;
+  model: AppoModelOptions;
   adam: AdamOptions;
   learner: LearnerOptions;
   trajLayout: TrajectoryLayout;
@@ -51,7 +51,7 @@ scope.onmessage = (event) => {
 
 async function serve(m: LearnerInitMessage): Promise<void> {
   if (m.blasThreads !== undefined) setBlasThreads(m.blasThreads);
-  const model = new ActorCritic(m.model);
+  const model = new AppoModel(m.model);
   pullWeights(model, m.weights, -1);
   const optimizer = new Adam(model.parameters(), m.adam);
   if (m.optimizer) optimizer.loadStateDict(m.optimizer);

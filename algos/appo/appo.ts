@@ -24,7 +24,7 @@ import { MetricsLogger } from "../logger.ts";
 import { prepareRunDir, resolveResume, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
 import { Inference } from "./inference.ts";
 import { Learner, type LearnerStats } from "./learner.ts";
-import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+import { allocateWeights, AppoModel, publishWeights, pullWeights } from "./model.ts";
 import type { LearnerInitMessage, LearnerReply } from "./_learner_entry.ts";
 import {
   allocateRolloutBuffers,
@@ -205,7 +205,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
 /** What `trainAppo` returns. */
 export interface AppoResult {
   /** The trained policy. */
-  model: ActorCritic;
+  model: AppoModel;
   /** Frames trained on (env steps × frameskip). */
   frames: number;
   /** Optimizer steps (policy version). */
@@ -227,7 +227,7 @@ export interface AppoResult {
 /** Everything the roles share; built once per run. */
 interface Run {
   o: AppoOptions;
-  model: ActorCritic;
+  model: AppoModel;
   optimizer: Adam;
   rollout: RolloutBuffers;
   ring: TrajectoryRing;
@@ -297,7 +297,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     resumePath = resolved.checkpoint;
     runDir = o.runDir ?? resolved.runDir;
   }
-  const model = new ActorCritic({
+  const model = new AppoModel({
     obsShape: obsSpace.shape,
     obsDtype: obsSpace.dtype,
     numActions: actSpace.n,
@@ -836,7 +836,7 @@ async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState |
 }
 
 /** Options of `evaluateAppo`. */
-export interface EvaluateOptions {
+export interface EvaluateAppoOptions {
   /** Episodes to play (all in parallel, one env each). */
   episodes?: number;
   /** Seed of the first episode (episode `i` uses `seed + i`). */
@@ -854,14 +854,14 @@ export interface EvaluateOptions {
  * ```ts
  * import "../../envs/classic/mod.ts";
  * import { evaluateAppo } from "./appo.ts";
- * import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+ * import { AppoModel, allocateWeights, publishWeights, pullWeights } from "./model.ts";
 import type { LearnerInitMessage, LearnerReply } from "./_learner_entry.ts";
- * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
+ * const model = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
  * const returns = evaluateAppo(model, "CartPole-v1", { episodes: 2, maxEpisodeSteps: 20 });
  * console.assert(returns.length === 2);
  * ```
  */
-export function evaluateAppo(model: ActorCritic, envId: string, options: EvaluateOptions = {}): number[] {
+export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateAppoOptions = {}): number[] {
   const n = options.episodes ?? 20, seed = options.seed ?? 10_000, greedy = options.deterministic ?? true;
   const envs = Array.from(
     { length: n },

@@ -8,7 +8,7 @@
  */
 
 import { noGrad, Rng, Tensor } from "../../models/mod.ts";
-import type { ActorCritic } from "./model.ts";
+import type { AppoModel } from "./model.ts";
 import { GROUP_ACTIONS, groupIndex, groupRanges, POLICY_VERSION, type RolloutBuffers } from "./rollout_worker.ts";
 import type { TrajectoryRing } from "./trajectory_buffer.ts";
 
@@ -22,7 +22,7 @@ export interface EpisodeStat {
 /** Options of `Inference`. */
 export interface InferenceOptions {
   /** The policy (shared with the learner on this thread). */
-  model: ActorCritic;
+  model: AppoModel;
   /** The rollout workers' shared buffer. */
   rollout: RolloutBuffers;
   /** The trajectory ring to fill. */
@@ -38,7 +38,7 @@ export interface InferenceOptions {
  * ```ts
  * import { make } from "../../envs/mod.ts";
  * import { Inference } from "./inference.ts";
- * import { ActorCritic } from "./model.ts";
+ * import { AppoModel } from "./model.ts";
  * import { allocateRolloutBuffers, RolloutWorker } from "./rollout_worker.ts";
  * import { allocateTrajectoryBuffer, TrajectoryRing } from "./trajectory_buffer.ts";
  * const rollout = allocateRolloutBuffers({
@@ -47,7 +47,7 @@ export interface InferenceOptions {
  * const ring = new TrajectoryRing(allocateTrajectoryBuffer({
  *   numSlots: 4, rollout: 8, obsSize: 4, obsDtype: "float32", actSize: 1, hiddenSize: 0,
  * }));
- * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [16] });
+ * const model = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [16] });
  * const worker = new RolloutWorker({ envs: [make("CartPole-v1"), make("CartPole-v1")], worker: 0, buffers: rollout, seed: 0 });
  * const inference = new Inference({ model, rollout, ring, seed: 0 });
  * worker.start();
@@ -56,7 +56,7 @@ export interface InferenceOptions {
  * ```
  */
 export class Inference {
-  readonly model: ActorCritic;
+  readonly model: AppoModel;
   readonly rollout: RolloutBuffers;
   readonly ring: TrajectoryRing;
   readonly seed: number;

@@ -29,7 +29,7 @@ import {
   sum,
   Tensor,
 } from "../../models/mod.ts";
-import type { ActorCritic } from "./model.ts";
+import type { AppoModel } from "./model.ts";
 import { type TrajectoryRing, TRUNCATED } from "./trajectory_buffer.ts";
 
 /** Options of the learner (see `APPO_DEFAULTS` in `appo.ts` for the defaults). */
@@ -178,10 +178,10 @@ interface Batch {
  * ```ts
  * import { Adam } from "../../models/mod.ts";
  * import { Learner } from "./learner.ts";
- * import { ActorCritic } from "./model.ts";
+ * import { AppoModel } from "./model.ts";
  * import { allocateTrajectoryBuffer, TrajectoryRing } from "./trajectory_buffer.ts";
  * import { APPO_DEFAULTS } from "./appo.ts";
- * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [16] });
+ * const model = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [16] });
  * const ring = new TrajectoryRing(allocateTrajectoryBuffer({
  *   numSlots: 4, rollout: 8, obsSize: 4, obsDtype: "float32", actSize: 1, hiddenSize: 0,
  * }));
@@ -192,7 +192,7 @@ interface Batch {
  * ```
  */
 export class Learner {
-  readonly model: ActorCritic;
+  readonly model: AppoModel;
   readonly optimizer: Optimizer;
   readonly ring: TrajectoryRing;
   readonly options: LearnerOptions;
@@ -202,7 +202,7 @@ export class Learner {
   samples = 0;
   #batch: Batch | undefined;
 
-  constructor(model: ActorCritic, optimizer: Optimizer, ring: TrajectoryRing, options: LearnerOptions) {
+  constructor(model: AppoModel, optimizer: Optimizer, ring: TrajectoryRing, options: LearnerOptions) {
     this.model = model;
     this.optimizer = optimizer;
     this.ring = ring;

@@ -22,8 +22,8 @@ import {
   Tensor,
 } from "../../models/mod.ts";
 
-/** Options of `ActorCritic`. */
-export interface ActorCriticOptions {
+/** Options of `AppoModel`. */
+export interface AppoModelOptions {
   /** Observation shape: `[n]` for vectors, `[C, H, W]` or `[H, W, C]` (C ≤ 4) for images. */
   obsShape: readonly number[];
   /** Observation dtype; uint8 observations are scaled by 1/255. */
@@ -47,7 +47,7 @@ export interface ActorCriticOptions {
 }
 
 /** Running mean and variance over batches (Chan et al.), in float64. */
-export class RunningMeanStd {
+export class AppoRunningMeanStd {
   readonly mean: Float64Array;
   readonly var: Float64Array;
   count = 1e-4;
@@ -87,7 +87,7 @@ export class RunningMeanStd {
 }
 
 /** Heads' output for a batch. */
-export interface ActorCriticOutput {
+export interface AppoModelOutput {
   /** `[M, numActions]` unnormalized log-probabilities. */
   logits: Tensor;
   /** `[M]` values, in normalized units when `normalizeReturns`. */
@@ -105,23 +105,23 @@ function activation(kind: "elu" | "relu" | "tanh"): Layer {
  *
  * @example
  * ```ts
- * import { ActorCritic } from "./model.ts";
- * const model = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [64, 64] });
+ * import { AppoModel } from "./model.ts";
+ * const model = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [64, 64] });
  * const x = model.prepareObs(new Float32Array(8), 2); // two observations
  * const { logits, values } = model.forward(x, 2);
  * console.assert(logits.shape[1] === 2 && values.shape[0] === 2);
  * ```
  */
-export class ActorCritic extends Module {
-  readonly options: ActorCriticOptions;
+export class AppoModel extends Module {
+  readonly options: AppoModelOptions;
   readonly encoder: Sequential;
   readonly core: GRU | null;
   readonly policyHead: Linear;
   readonly valueHead: Linear;
   /** Input normalizer (vector observations with `normalizeInput`). */
-  readonly obsRms: RunningMeanStd | null;
+  readonly obsRms: AppoRunningMeanStd | null;
   /** Return normalizer (with `normalizeReturns`). */
-  readonly retRms: RunningMeanStd | null;
+  readonly retRms: AppoRunningMeanStd | null;
   /** Recurrent state size (0 without a core). */
   readonly hiddenSize: number;
   /** Values per observation. */
@@ -130,7 +130,7 @@ export class ActorCritic extends Module {
   readonly inputShape: number[];
   readonly #hwc: boolean;
 
-  constructor(options: ActorCriticOptions) {
+  constructor(options: AppoModelOptions) {
     super();
     this.options = options;
     const rng = new Rng(options.seed ?? 0);
@@ -143,7 +143,7 @@ export class ActorCritic extends Module {
     let features: number;
     if (kind === "doom") {
       if (shape.length !== 3) {
-        throw new Error(`ActorCritic: the doom encoder needs [C, H, W] observations, got [${shape}]`);
+        throw new Error(`AppoModel: the doom encoder needs [C, H, W] observations, got [${shape}]`);
       }
       this.#hwc = shape[2] <= 4 && shape[0] > 4;
       const [c, h, w] = this.#hwc ? [shape[2], shape[0], shape[1]] : shape;
@@ -156,7 +156,7 @@ export class ActorCritic extends Module {
         oh = Math.floor((oh - k) / s) + 1;
         ow = Math.floor((ow - k) / s) + 1;
       }
-      if (oh < 1 || ow < 1) throw new Error(`ActorCritic: image [${shape}] is too small for the doom encoder`);
+      if (oh < 1 || ow < 1) throw new Error(`AppoModel: image [${shape}] is too small for the doom encoder`);
       layers.push(new Flatten(), new Linear(inC * oh * ow, 512, { rng, orthogonalGain: gain }), activation(act));
       features = 512;
     } else {
@@ -179,8 +179,8 @@ export class ActorCritic extends Module {
     );
     this.valueHead = this.registerModule("value", new Linear(coreOut, 1, { rng, orthogonalGain: 1 }));
     const vectorObs = kind === "mlp" && options.obsDtype === "float32";
-    this.obsRms = options.normalizeInput && vectorObs ? new RunningMeanStd(this.obsSize) : null;
-    this.retRms = options.normalizeReturns ? new RunningMeanStd(1) : null;
+    this.obsRms = options.normalizeInput && vectorObs ? new AppoRunningMeanStd(this.obsSize) : null;
+    this.retRms = options.normalizeReturns ? new AppoRunningMeanStd(1) : null;
   }
 
   /**
@@ -224,11 +224,11 @@ export class ActorCritic extends Module {
    * One step for a batch of `B` envs (inference): `h` is `[B, H]` (already reset where episodes began) when the
    * model has a core. Run it under `noGrad`.
    */
-  forward(x: Tensor, batch: number, h?: Tensor): ActorCriticOutput {
+  forward(x: Tensor, batch: number, h?: Tensor): AppoModelOutput {
     let f = this.encode(x);
     let hNext: Tensor | undefined;
     if (this.core) {
-      if (!h) throw new Error("ActorCritic: a model with a GRU core needs the hidden state h");
+      if (!h) throw new Error("AppoModel: a model with a GRU core needs the hidden state h");
       hNext = this.core.cell.forward(f, h);
       f = hNext;
     }
@@ -240,10 +240,10 @@ export class ActorCritic extends Module {
    * `h0` `[k, H]` and `masks` `[L, k]` (0 before a step that begins an episode) drive the core through time.
    * Returns heads' outputs in the same trajectory-major order.
    */
-  forwardSequence(x: Tensor, k: number, L: number, h0?: Tensor, masks?: Tensor): ActorCriticOutput {
+  forwardSequence(x: Tensor, k: number, L: number, h0?: Tensor, masks?: Tensor): AppoModelOutput {
     let f = this.encode(x);
     if (this.core) {
-      if (!h0) throw new Error("ActorCritic: a model with a GRU core needs h0");
+      if (!h0) throw new Error("AppoModel: a model with a GRU core needs h0");
       const F = f.shape[1];
       const seq = permute(f.reshape([k, L, F]), [1, 0, 2]); // [L, k, F]
       const { output } = this.core.forward(seq, h0, { masks });
@@ -268,7 +268,7 @@ export class ActorCritic extends Module {
 /** Int32 words before the float64 statistics (64 bytes: the seqlock word on its own cache line). */
 const WEIGHTS_HEADER = 16;
 
-function statsLength(model: ActorCritic): number {
+function statsLength(model: AppoModel): number {
   return 2 * (model.obsRms ? model.obsSize : 0) + 1 + 3;
 }
 
@@ -279,21 +279,21 @@ function statsLength(model: ActorCritic): number {
  *
  * @example
  * ```ts
- * import { ActorCritic, allocateWeights, publishWeights, pullWeights } from "./model.ts";
- * const learnerSide = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
- * const inferenceSide = new ActorCritic({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8], seed: 1 });
+ * import { AppoModel, allocateWeights, publishWeights, pullWeights } from "./model.ts";
+ * const learnerSide = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
+ * const inferenceSide = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8], seed: 1 });
  * const weights = allocateWeights(learnerSide);
  * publishWeights(learnerSide, weights, 3);
  * console.assert(pullWeights(inferenceSide, weights, -1) === 3);
  * ```
  */
-export function allocateWeights(model: ActorCritic): SharedArrayBuffer {
+export function allocateWeights(model: AppoModel): SharedArrayBuffer {
   let floats = 0;
   for (const p of model.parameters()) floats += p.size;
   return new SharedArrayBuffer(4 * WEIGHTS_HEADER + 8 * statsLength(model) + 4 * floats);
 }
 
-function weightViews(model: ActorCritic, sab: SharedArrayBuffer) {
+function weightViews(model: AppoModel, sab: SharedArrayBuffer) {
   const n = statsLength(model);
   return {
     seq: new Int32Array(sab, 0, WEIGHTS_HEADER),
@@ -303,7 +303,7 @@ function weightViews(model: ActorCritic, sab: SharedArrayBuffer) {
 }
 
 /** Writes the model's parameters and statistics into `sab` as policy `version`. */
-export function publishWeights(model: ActorCritic, sab: SharedArrayBuffer, version: number): void {
+export function publishWeights(model: AppoModel, sab: SharedArrayBuffer, version: number): void {
   const { seq, stats, params } = weightViews(model, sab);
   Atomics.store(seq, 0, 2 * version + 1);
   let at = 0;
@@ -329,7 +329,7 @@ export function publishWeights(model: ActorCritic, sab: SharedArrayBuffer, versi
  * Copies the published weights into `model` if their version differs from `have`; returns the version now held
  * (`have` when nothing new was published or a write was in progress).
  */
-export function pullWeights(model: ActorCritic, sab: SharedArrayBuffer, have: number): number {
+export function pullWeights(model: AppoModel, sab: SharedArrayBuffer, have: number): number {
   const { seq, stats, params } = weightViews(model, sab);
   const s0 = Atomics.load(seq, 0);
   if (s0 % 2 === 1 || s0 / 2 === have) return have;
