@@ -38,3 +38,4 @@ export * from "./optim.ts";
 export * from "./losses.ts";
 export * from "./distributions.ts";
 export * from "./checkpoint.ts";
+export * from "./onnx.ts";
