@@ -693,27 +693,31 @@ function copyStrided(
 ): void {
   const c = collapse(shape, [srcStrides, dstStrides]);
   let d = c.shape, s0 = c.strides[0], s1 = c.strides[1];
-  if (d.length > 4) {
-    // Rare: fall back to per-row offsets for > 4 non-mergeable dims.
+  if (d.length > 6) {
+    // Rare: fall back to per-row offsets for > 6 non-mergeable dims.
     const last = d.length - 1;
     const os = rowOffsets(d, s0, srcOffset), od = rowOffsets(d, s1, dstOffset);
     for (let r = 0; r < os.length; r++) copyRow(src, os[r], s0[last], dst, od[r], s1[last], d[last], accumulate);
     return;
   }
-  while (d.length < 4) {
+  while (d.length < 6) {
     d = [1, ...d];
     s0 = [0, ...s0];
     s1 = [0, ...s1];
   }
-  // Four explicit loops: no offset tables, and the row kernel sees monomorphic arguments.
-  const [n0, n1, n2, n] = d;
-  const [a0, a1, a2, ss] = s0;
-  const [b0, b1, b2, sd] = s1;
+  // Explicit nested loops: no offset tables, and the row kernel sees monomorphic arguments.
+  const [n0, n1, n2, n3, n4, n] = d;
+  const [a0, a1, a2, a3, a4, ss] = s0;
+  const [b0, b1, b2, b3, b4, sd] = s1;
   for (let i0 = 0; i0 < n0; i0++) {
     for (let i1 = 0; i1 < n1; i1++) {
-      let is = srcOffset + i0 * a0 + i1 * a1;
-      let id = dstOffset + i0 * b0 + i1 * b1;
-      for (let i2 = 0; i2 < n2; i2++, is += a2, id += b2) copyRow(src, is, ss, dst, id, sd, n, accumulate);
+      for (let i2 = 0; i2 < n2; i2++) {
+        for (let i3 = 0; i3 < n3; i3++) {
+          let is = srcOffset + i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
+          let id = dstOffset + i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
+          for (let i4 = 0; i4 < n4; i4++, is += a4, id += b4) copyRow(src, is, ss, dst, id, sd, n, accumulate);
+        }
+      }
     }
   }
 }
