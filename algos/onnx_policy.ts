@@ -15,7 +15,7 @@
  * @module
  */
 
-import * as ort from "npm:onnxruntime-web@1.30.0";
+import type * as ort from "npm:onnxruntime-web@1.30.0";
 import type { Env } from "../envs/mod.ts";
 import type { GRU, Linear, Module, Sequential } from "../models/mod.ts";
 import { OnnxGraph, type OnnxSignature, type OnnxValue, readOnnxSignature, saveOnnx } from "../models/onnx.ts";
@@ -335,9 +335,12 @@ export class OnnxPolicy {
     const names = resolveNames(signature, options.names ?? {});
     const want = options.executionProvider ?? "auto";
     const provider = want === "auto" ? ((await hardwareWebGpu()) ? "webgpu" : "wasm") : want;
-    // The wasm build resolves to onnxruntime-web's Node entry (it finds its .wasm beside itself); the WebGPU
-    // provider lives in the browser bundle, loaded only when used.
-    const runtime: OrtModule = provider === "webgpu" ? await import("npm:onnxruntime-web@1.30.0/webgpu") : ort;
+    // Imported on first use (~60 ms, not paid by modules and workers that never run an ONNX policy). The wasm
+    // backend resolves to onnxruntime-web's Node entry, which finds its .wasm beside itself; the WebGPU provider
+    // lives in the browser bundle.
+    const runtime: OrtModule = provider === "webgpu"
+      ? await import("npm:onnxruntime-web@1.30.0/webgpu")
+      : await import("npm:onnxruntime-web@1.30.0");
     runtime.env.wasm.numThreads = options.numThreads ?? 1;
     runtime.env.logLevel = "error";
     let session: ort.InferenceSession;

@@ -258,3 +258,30 @@ Deno.test("sampled actions follow the logits and the generator", async () => {
   assert.deepEqual(a.actions, b.actions);
   assert.ok(a.actions.some((x) => x === 0) && a.actions.some((x) => x === 1)); // near-uniform initial policy
 });
+
+const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+
+Deno.test({
+  name: "the WebGPU execution provider gives the wasm outputs; auto picks wasm on a software adapter",
+  ignore: !adapter,
+  async fn() {
+    const net = new MlpActorCritic([4], 3, { rng: new Rng(3), hidden: [16, 16] });
+    const bytes = policyToOnnx(net).encode();
+    await using gpu = await OnnxPolicy.fromBytes(bytes, { executionProvider: "webgpu" });
+    assert.equal(gpu.executionProvider, "webgpu");
+    const obs = pattern(5 * 4, (i) => Math.sin(1.3 * i) * 2);
+    const ref = noGrad(() => net.forward(obsTensor(obs, [4])));
+    const out = await gpu.act(obs);
+    assertClose(out.logits, ref.logits.data, "webgpu logits");
+    assertClose(out.value!, ref.value.data, "webgpu value");
+    // The GRU op has no WebGPU kernel: onnxruntime runs it on the CPU inside the same session.
+    const ref2: Reference = JSON.parse(await Deno.readTextFile(new URL("onnx_reference.json", FIXTURES)));
+    await using doom = await OnnxPolicy.load(new URL("onnx_doom_gru.onnx", FIXTURES), { executionProvider: "webgpu" });
+    const step = ref2.doom.steps[0];
+    const d = await doom.act(doomObs(ref2.doom.batch, 0, ref2.doom.obs_shape), { h: Float32Array.from(step.h) });
+    assertClose(d.logits, step.logits, "webgpu doom logits");
+    assertClose(d.h!, step.h_out, "webgpu doom h_out");
+    await using auto = await OnnxPolicy.fromBytes(bytes);
+    assert.equal(auto.executionProvider, adapter!.info.isFallbackAdapter ? "wasm" : "webgpu");
+  },
+});
