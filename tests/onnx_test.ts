@@ -97,6 +97,24 @@ Deno.test("the APPO Doom model with a GRU core gives the engine's logits, values
   await checkAppoRecurrent(model, "unrolled", frames);
 });
 
+Deno.test("the APPO Doom model without a core on float32 CHW frames matches the engine", async () => {
+  const model = new AppoModel({
+    obsShape: [3, 48, 64],
+    obsDtype: "float32",
+    numActions: 4,
+    nonlinearity: "relu",
+    seed: 5,
+  });
+  for (const p of model.policyHead.parameters()) p.data.forEach((v, i, a) => (a[i] = v * 100));
+  const obs = pattern(2 * 3 * 48 * 64, (i) => Math.abs(Math.sin(0.01 * i)));
+  await using policy = await runGraph(policyToOnnx(model).encode());
+  assert.deepEqual([policy.obsDtype, policy.hiddenSize], ["float32", 0]);
+  const out = await policy.act(obs);
+  const ref = noGrad(() => model.forward(model.prepareObs(obs, 2), 2));
+  assertClose(out.logits, ref.logits.data, "logits");
+  assertClose(out.value!, ref.values.data, "value");
+});
+
 Deno.test("the APPO MLP model exports its input normalization and gives values in return units", async () => {
   const model = new AppoModel({
     obsShape: [6],
