@@ -6,7 +6,8 @@
  * The file convention (what `exportPolicyOnnx` writes and `OnnxPolicy` expects by default): input `obs`
  * `[batch, ...obsShape]` holding raw env observations (uint8 pixels or float32 vectors: scaling, HWC→CHW and input
  * normalization are inside the graph) and, for recurrent models, `h` `[batch, H]`; outputs `logits`
- * `[batch, numActions]`, `value` `[batch]` (in return units) and `h_out` `[batch, H]`.
+ * `[batch, numActions]`, `value` `[batch]` (in return units) and `h_out` `[batch, H]`. Q-networks output
+ * `q_values` `[batch, numActions]` instead of logits and value (greedy or ε-greedy actions).
  *
  * Runtime: onnxruntime-web's wasm backend (the CPU kernels of onnxruntime compiled to WebAssembly) loads in Deno as
  * is; its WebGPU execution provider is used when asked, or with `"auto"` when a WebGPU adapter that is not a
@@ -21,7 +22,7 @@ import type { GRU, Linear, Module, Sequential } from "../models/mod.ts";
 import { OnnxGraph, type OnnxSignature, type OnnxValue, readOnnxSignature, saveOnnx } from "../models/onnx.ts";
 import { argmaxRows, sampleCategorical, TrainRng } from "./_training.ts";
 import type { EvaluateOptions, EvaluateResult } from "./evaluate.ts";
-import { MlpActorCritic, NatureCnnActorCritic, type ObsBatch } from "./policies.ts";
+import { MlpActorCritic, MlpQNetwork, NatureCnnActorCritic, NatureCnnQNetwork, type ObsBatch } from "./policies.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Export
@@ -40,7 +41,12 @@ export interface AppoModelLike extends Module {
 }
 
 /** Policies `exportPolicyOnnx` knows how to lower. */
-export type ExportablePolicy = MlpActorCritic | NatureCnnActorCritic | AppoModelLike;
+export type ExportablePolicy =
+  | MlpActorCritic
+  | NatureCnnActorCritic
+  | MlpQNetwork
+  | NatureCnnQNetwork
+  | AppoModelLike;
 
 /** Options of `policyToOnnx` / `exportPolicyOnnx`. */
 export interface PolicyExportOptions {
@@ -93,6 +99,8 @@ export function policyToOnnx(policy: ExportablePolicy, options: PolicyExportOpti
     const hidden = g.module(policy.network, scalePixels(g, obs), { prefix: "network.", convs: NATURE_CONVS });
     logits = g.linear(hidden, policy.actorHead.weight, policy.actorHead.bias, "actor.");
     value = g.linear(hidden, policy.criticHead.weight, policy.criticHead.bias, "critic.");
+  } else if (policy instanceof MlpQNetwork || policy instanceof NatureCnnQNetwork) {
+    return qNetworkToOnnx(g, policy, options);
   } else if (isAppoModel(policy)) {
     return appoToOnnx(g, policy, options);
   } else {
@@ -102,6 +110,29 @@ export function policyToOnnx(policy: ExportablePolicy, options: PolicyExportOpti
   }
   g.output(logits, "logits");
   g.output(g.squeeze(value, [1]), "value");
+  return g;
+}
+
+/** CleanRL's Q-networks: body (MLP or Nature CNN), Q head, and the dueling combination `V + A − mean(A)`. */
+function qNetworkToOnnx(g: OnnxGraph, q: MlpQNetwork | NatureCnnQNetwork, options: PolicyExportOptions): OnnxGraph {
+  let hidden: OnnxValue;
+  if (q instanceof MlpQNetwork) {
+    const obs = g.input("obs", ["batch", ...q.obsShape]);
+    hidden = g.module(q.body, q.obsShape.length === 1 ? obs : g.flatten(obs, 1), { prefix: "body." });
+  } else {
+    const obs = g.input("obs", ["batch", ...q.obsShape], { dtype: options.imageDtype ?? "uint8" });
+    hidden = g.module(q.network, scalePixels(g, obs), { prefix: "network.", convs: NATURE_CONVS });
+  }
+  let values = g.linear(hidden, q.head.weight, q.head.bias, "head.");
+  if (q.valueHead) {
+    const v = g.linear(hidden, q.valueHead.weight, q.valueHead.bias, "value.");
+    const meanA = g.node("ReduceMean", [values], {
+      attributes: { axes: { ints: [1] }, keepdims: { int: 1 } },
+      outputs: [{ shape: ["batch", 1] }],
+    })[0];
+    values = g.add(v, g.sub(values, meanA));
+  }
+  g.output(values, "q_values");
   return g;
 }
 
@@ -186,7 +217,7 @@ export interface OnnxPolicyNames {
   obs: string;
   /** Recurrent state input (default `"h"`). */
   h: string;
-  /** Action logits output (default `"logits"`; else the first output). */
+  /** Action scores output: `"logits"` by default, else `"q_values"` (a Q-network), else the first output. */
   logits: string;
   /** Value output (default `"value"`; optional in the file). */
   value: string;
@@ -218,13 +249,15 @@ export interface OnnxActOptions {
   deterministic?: boolean;
   /** Generator for sampling (required when `deterministic` is false). */
   rng?: TrainRng;
+  /** Q-networks only: ε of the random actions when not deterministic (default 0.05, CleanRL's evaluation ε). */
+  epsilon?: number;
 }
 
 /** What `OnnxPolicy.act` returns for a batch of `B` observations. */
 export interface OnnxActResult {
   /** `[B]` actions. */
   actions: Int32Array;
-  /** `[B, numActions]` logits. */
+  /** `[B, numActions]` logits (Q-values for a Q-network). */
   logits: Float32Array;
   /** `[B]` values, or `null` when the model has no value output. */
   value: Float32Array | null;
@@ -277,6 +310,8 @@ export class OnnxPolicy {
   readonly hiddenSize: number;
   /** Number of discrete actions (from the logits shape; `0` until the first `act` when the file leaves it open). */
   numActions: number;
+  /** Whether the action scores are Q-values (output `q_values`): actions are then greedy or ε-greedy. */
+  readonly actionValues: boolean;
   /** The execution provider the session runs on. */
   readonly executionProvider: "wasm" | "webgpu";
   /** Inputs, outputs, opset, producer and metadata of the file. */
@@ -309,6 +344,7 @@ export class OnnxPolicy {
     const logits = signature.outputs.find((v) => v.name === names.logits)!;
     this.numActions = typeof logits.shape?.[1] === "number" ? logits.shape[1] : 0;
     this.#hasValue = signature.outputs.some((v) => v.name === names.value);
+    this.actionValues = names.logits === "q_values";
   }
 
   /**
@@ -361,7 +397,8 @@ export class OnnxPolicy {
 
   /**
    * Run the model on `B` observations (`[B, ...obsShape]` row-major, uint8 or float32) and pick actions: greedy by
-   * default, sampled from the logits with `deterministic: false`.
+   * default; with `deterministic: false`, sampled from the logits, or ε-greedy for a Q-network (as `act` of our
+   * policies).
    */
   async act(obs: ObsBatch, options: OnnxActOptions = {}): Promise<OnnxActResult> {
     if (this.#closed) throw new Error("OnnxPolicy.act: the policy is closed");
@@ -393,10 +430,16 @@ export class OnnxPolicy {
     const logits = logitsT.data as Float32Array;
     this.numActions ||= logitsT.dims[1] as number;
     const actions = new Int32Array(batch);
+    const rng = options.rng;
+    if (!(options.deterministic ?? true) && !rng) {
+      throw new Error("OnnxPolicy.act: pass options.rng to sample actions (or deterministic: true)");
+    }
     if (options.deterministic ?? true) argmaxRows(logits, this.numActions, actions);
+    else if (!this.actionValues) sampleCategorical(logits, this.numActions, rng!, actions);
     else {
-      if (!options.rng) throw new Error("OnnxPolicy.act: pass options.rng to sample actions (or deterministic: true)");
-      sampleCategorical(logits, this.numActions, options.rng, actions);
+      argmaxRows(logits, this.numActions, actions);
+      const epsilon = options.epsilon ?? 0.05;
+      for (let i = 0; i < batch; i++) if (rng!.uniform() < epsilon) actions[i] = rng!.int(this.numActions);
     }
     return {
       actions,
@@ -424,7 +467,7 @@ function resolveNames(sig: OnnxSignature, given: Partial<OnnxPolicyNames>): Onnx
   const names: OnnxPolicyNames = {
     obs: given.obs ?? (has(inputs, "obs") || inputs.length !== 1 ? "obs" : inputs[0]),
     h: given.h ?? "h",
-    logits: given.logits ?? (has(outputs, "logits") ? "logits" : outputs[0]),
+    logits: given.logits ?? (has(outputs, "logits") ? "logits" : has(outputs, "q_values") ? "q_values" : outputs[0]),
     value: given.value ?? "value",
     hOut: given.hOut ?? "h_out",
   };

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { AppoModel } from "../algos/appo/model.ts";
 import { evaluateOnnx, exportPolicyOnnx, OnnxPolicy, policyToOnnx } from "../algos/onnx_policy.ts";
-import { MlpActorCritic, NatureCnnActorCritic, obsTensor } from "../algos/policies.ts";
+import { MlpActorCritic, MlpQNetwork, NatureCnnActorCritic, NatureCnnQNetwork, obsTensor } from "../algos/policies.ts";
 import { TrainRng } from "../algos/_training.ts";
 import { make } from "../envs/mod.ts";
 import { Conv2d, GRUCell, Linear, noGrad, ReLU, Rng, Sequential, Tanh, Tensor, zeros } from "../models/mod.ts";
@@ -69,6 +69,24 @@ Deno.test("an exported Nature-CNN actor-critic on uint8 frames matches the engin
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("exported Q-networks (dueling MLP, Nature CNN) give the engine's Q-values and its ε-greedy actions", async () => {
+  const mlp = new MlpQNetwork([4], 3, { rng: new Rng(2), dueling: true, hidden: [32, 16] });
+  await using p = await runGraph(policyToOnnx(mlp).encode());
+  assert.ok(p.actionValues);
+  assert.deepEqual(p.signature.outputs.map((o) => o.name), ["q_values"]);
+  const obs = pattern(64 * 4, (i) => Math.sin(0.3 * i) * 2);
+  const out = await p.act(obs, { deterministic: false, rng: new TrainRng(8), epsilon: 0.05 });
+  assertClose(out.logits, noGrad(() => mlp.forward(obsTensor(obs, [4]))).data, "dueling Q-values");
+  assert.equal(out.value, null);
+  const engine = mlp.act(obs, new Int32Array(64), { deterministic: false, rng: new TrainRng(8) });
+  assert.deepEqual(out.actions, engine);
+  const cnn = new NatureCnnQNetwork([4, 84, 84], 6, { rng: new Rng(3) });
+  const frames = new Uint8Array(4 * 84 * 84).map((_, i) => (i * 11) % 256);
+  await using pc = await runGraph(policyToOnnx(cnn).encode());
+  const q = (await pc.act(frames)).logits;
+  assertClose(q, noGrad(() => cnn.forward(obsTensor(frames, [4, 84, 84]))).data, "Nature CNN Q-values");
 });
 
 async function checkAppoRecurrent(model: AppoModel, lowering: "op" | "unrolled", frames: (step: number) => Uint8Array) {
