@@ -320,7 +320,7 @@ export class OnnxGraph {
     return this.#unary("Transpose", x, { perm: { ints: perm } }, shape);
   }
 
-  /** `[d0, …, d(axis-1), prod(rest)]` (ONNX `Flatten` makes 2-D: `[prod(before), prod(rest)]`). */
+  /** To 2-D: `[prod(dims before axis), prod(dims from axis)]` (ONNX `Flatten`). */
   flatten(x: OnnxValue, axis = 1): OnnxValue {
     let shape: OnnxDim[] | null = null;
     if (x.shape) {
@@ -333,7 +333,9 @@ export class OnnxGraph {
   /** Reshape to `shape` (`-1` infers one dim, `0` copies the input's dim). */
   reshape(x: OnnxValue, shape: readonly number[]): OnnxValue {
     const out = shape.map((d, i): OnnxDim => (d === 0 ? x.shape?.[i] ?? null : d === -1 ? null : d));
-    if (shape.indexOf(-1) === 0 && x.shape) out[0] = x.shape[0]; // a leading -1 keeps the batch dim symbolic
+    // `[-1, ...rest]` over `[batch, ...same size]` keeps the symbolic batch dim.
+    const rest = x.shape ? product(x.shape.slice(1)) : null;
+    if (shape[0] === -1 && typeof rest === "number" && rest === product(out.slice(1))) out[0] = x.shape![0];
     return this.node("Reshape", [x, this.ints(shape, "shape")], { outputs: [{ shape: out }] })[0];
   }
 
