@@ -54,6 +54,19 @@ export {
 } from "./replay_buffer.ts";
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
 export {
+  APPO_DEFAULTS,
+  AppoModel,
+  type AppoModelOptions,
+  type AppoOptions,
+  type AppoResult,
+  evaluateAppo,
+  type EvaluateAppoOptions,
+  type LoadedAppoModel,
+  loadAppoModel,
+  trainAppo,
+} from "./appo/mod.ts";
+export { plotMetricsSvg, writePlots } from "./plots.ts";
+export {
   loadTrainingCheckpoint,
   ModuleGroup,
   RUN_FILES,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Env } from "../../envs/core.ts";
+import type { Env, RgbFrame } from "../../envs/core.ts";
 import { make } from "../../envs/registry.ts";
 import { Box, Discrete } from "../../envs/spaces.ts";
 import {
@@ -21,7 +21,7 @@ import {
   writeFileAtomic,
 } from "../../models/mod.ts";
 import { MetricsLogger } from "../logger.ts";
-import { prepareRunDir, resolveResume, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
+import { prepareRunDir, resolveResume, RUN_FILES, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
 import { Inference } from "./inference.ts";
 import { Learner, type LearnerStats } from "./learner.ts";
 import { allocateWeights, AppoModel, publishWeights, pullWeights } from "./model.ts";
@@ -297,18 +297,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     resumePath = resolved.checkpoint;
     runDir = o.runDir ?? resolved.runDir;
   }
-  const model = new AppoModel({
-    obsShape: obsSpace.shape,
-    obsDtype: obsSpace.dtype,
-    numActions: actSpace.n,
-    encoder: o.encoder,
-    mlpLayers: o.mlpLayers,
-    nonlinearity: o.nonlinearity,
-    rnnSize: o.rnnSize,
-    normalizeInput: o.normalizeInput,
-    normalizeReturns: o.normalizeReturns,
-    seed: o.seed,
-  });
+  const model = buildModel(o, obsSpace, actSpace);
   const optimizer = new Adam(model.parameters(), { lr: o.learningRate, eps: o.adamEps, betas: o.adamBetas });
   const layout: RolloutLayout = {
     numWorkers: o.numWorkers,
@@ -720,6 +709,108 @@ function bytesOf(view: ArrayBufferView): SafeTensor {
   ]);
 }
 
+/** The policy network for `o` and the env's spaces (shared by training and `loadAppoModel`). */
+function buildModel(o: AppoOptions, obsSpace: Box, actSpace: Discrete): AppoModel {
+  return new AppoModel({
+    obsShape: obsSpace.shape,
+    obsDtype: obsSpace.dtype,
+    numActions: actSpace.n,
+    encoder: o.encoder,
+    mlpLayers: o.mlpLayers,
+    nonlinearity: o.nonlinearity,
+    rnnSize: o.rnnSize,
+    normalizeInput: o.normalizeInput,
+    normalizeReturns: o.normalizeReturns,
+    seed: o.seed,
+  });
+}
+
+/** Copies weights and normalizer statistics from checkpoint tensors into `model`, checking names and shapes first. */
+function loadModelTensors(
+  model: AppoModel,
+  tensors: Record<string, SafeTensor>,
+  metadata: Record<string, string>,
+  path: string,
+): void {
+  const problems: string[] = [];
+  for (const [name, p] of model.namedParameters()) {
+    const t = tensors[`model.${name}`];
+    if (!t) problems.push(`model.${name} [${p.shape}] is missing`);
+    else if (t.shape.join(",") !== p.shape.join(",")) {
+      problems.push(`model.${name} is [${t.shape}] in the file, [${p.shape}] in the model`);
+    }
+  }
+  if (problems.length) throw new Error(`checkpoint ${path} does not fit this model: ${problems.join(", ")}`);
+  for (const [name, p] of model.namedParameters()) p.data.set(tensors[`model.${name}`].data as Float32Array);
+  const f64 = (name: string, into: Float64Array) => {
+    const t = tensors[name];
+    if (t) into.set(new Float64Array((t.data as Uint8Array).slice().buffer));
+  };
+  if (model.obsRms) {
+    f64("appo.obs_rms.mean", model.obsRms.mean);
+    f64("appo.obs_rms.var", model.obsRms.var);
+    model.obsRms.count = Number(metadata.obs_rms_count);
+  }
+  if (model.retRms) {
+    f64("appo.ret_rms.mean", model.retRms.mean);
+    f64("appo.ret_rms.var", model.retRms.var);
+    model.retRms.count = Number(metadata.ret_rms_count);
+  }
+}
+
+/** A policy loaded by `loadAppoModel`, with what it was trained on. */
+export interface LoadedAppoModel {
+  model: AppoModel;
+  /** The run's resolved options (from `config.json`). */
+  options: AppoOptions;
+  /** Frames the checkpoint was trained on. */
+  frames: number;
+  /** The checkpoint file read. */
+  checkpoint: string;
+}
+
+/**
+ * Loads a trained APPO policy from a run directory or checkpoint file, rebuilding the network from the run's
+ * `config.json` and the env's spaces (the env modules named in the config are imported first).
+ *
+ * @example
+ * ```ts
+ * import { evaluateAppo, loadAppoModel } from "./appo.ts";
+ * // Type-checked only: needs a finished run.
+ * async function enjoy(runDir: string) {
+ *   const { model, options } = await loadAppoModel(runDir);
+ *   return evaluateAppo(model, options.envId, { episodes: 10 });
+ * }
+ * ```
+ */
+export async function loadAppoModel(path: string): Promise<LoadedAppoModel> {
+  const { checkpoint, runDir } = await resolveResume(path);
+  let config: Partial<AppoOptions> & { envId?: string };
+  try {
+    config = JSON.parse(await Deno.readTextFile(`${runDir}/${RUN_FILES.config}`));
+  } catch (e) {
+    throw new Error(
+      `loadAppoModel: cannot read ${runDir}/${RUN_FILES.config} (written by trainAppo next to the checkpoint)`,
+      {
+        cause: e,
+      },
+    );
+  }
+  if (!config.envId) throw new Error(`loadAppoModel: ${runDir}/${RUN_FILES.config} names no envId`);
+  const o: AppoOptions = { ...APPO_DEFAULTS, ...config, envId: config.envId };
+  for (const url of o.envModules.map(String)) await import(url);
+  const probe = make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps });
+  const obsSpace = probe.observationSpace, actSpace = probe.actionSpace;
+  probe.close();
+  if (!(obsSpace instanceof Box) || !(actSpace instanceof Discrete)) {
+    throw new TypeError(`loadAppoModel: ${o.envId} has spaces ${obsSpace} / ${actSpace}; APPO needs Box / Discrete`);
+  }
+  const model = buildModel(o, obsSpace, actSpace);
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(checkpoint));
+  loadModelTensors(model, tensors, metadata, checkpoint);
+  return { model, options: o, frames: Number(metadata.frames ?? 0), checkpoint };
+}
+
 /**
  * Writes model, optimizer, normalizers and counters (as `models/checkpoint.ts` names them, so `loadCheckpoint` reads
  * the model back). The serial runner also stores its whole state — rollout and trajectory buffers, per-env
@@ -779,34 +870,14 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
 /** Loads what `saveAppoCheckpoint` wrote into `run`; returns the serial runner's extra state, if any. */
 async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState | undefined> {
   const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path));
-  const problems: string[] = [];
-  for (const [name, p] of run.model.namedParameters()) {
-    const t = tensors[`model.${name}`];
-    if (!t || t.shape.join(",") !== p.shape.join(",")) problems.push(`model.${name} [${p.shape}]`);
-  }
-  if (problems.length) throw new Error(`resume: checkpoint ${path} does not fit this model: ${problems.join(", ")}`);
-  for (const [name, p] of run.model.namedParameters()) p.data.set(tensors[`model.${name}`].data as Float32Array);
+  loadModelTensors(run.model, tensors, metadata, path);
   const buffers: Record<string, Float32Array> = {};
   for (const [name, t] of Object.entries(tensors)) {
     if (name.startsWith("optim.")) buffers[name.slice(6)] = (t.data as Float32Array).slice();
   }
   run.optimizer.loadStateDict({ step: Number(metadata.optim_step), buffers });
   run.optimizer.lr = Number(metadata.optim_lr);
-  const f64 = (name: string, into: Float64Array) => {
-    const t = tensors[name];
-    if (t) into.set(new Float64Array((t.data as Uint8Array).slice().buffer));
-  };
-  const { model, inference, learner } = run;
-  if (model.obsRms) {
-    f64("appo.obs_rms.mean", model.obsRms.mean);
-    f64("appo.obs_rms.var", model.obsRms.var);
-    model.obsRms.count = Number(metadata.obs_rms_count);
-  }
-  if (model.retRms) {
-    f64("appo.ret_rms.mean", model.retRms.mean);
-    f64("appo.ret_rms.var", model.retRms.var);
-    model.retRms.count = Number(metadata.ret_rms_count);
-  }
+  const { inference, learner } = run;
   run.frames = Number(metadata.frames);
   learner.version = Number(metadata.policy_version);
   learner.samples = Number(metadata.learner_samples);
@@ -843,8 +914,12 @@ export interface EvaluateAppoOptions {
   seed?: number;
   /** Greedy actions (default true); otherwise sampled. */
   deterministic?: boolean;
+  /** Keyword arguments for `make`. */
   envKwargs?: Record<string, unknown>;
+  /** Episode step limit override for `make`. */
   maxEpisodeSteps?: number;
+  /** Receives every rendered frame of the first episode (e.g. to write a video). */
+  onFrame?: (frame: RgbFrame) => void;
 }
 
 /**
@@ -854,8 +929,7 @@ export interface EvaluateAppoOptions {
  * ```ts
  * import "../../envs/classic/mod.ts";
  * import { evaluateAppo } from "./appo.ts";
- * import { AppoModel, allocateWeights, publishWeights, pullWeights } from "./model.ts";
-import type { LearnerInitMessage, LearnerReply } from "./_learner_entry.ts";
+ * import { AppoModel } from "./model.ts";
  * const model = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 2, mlpLayers: [8] });
  * const returns = evaluateAppo(model, "CartPole-v1", { episodes: 2, maxEpisodeSteps: 20 });
  * console.assert(returns.length === 2);
@@ -875,6 +949,11 @@ export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateA
   let rngState = seed >>> 0;
   try {
     envs.forEach((env, i) => raw.set(env.reset({ seed: seed + i })[0] as ArrayLike<number>, i * size));
+    const record = () => {
+      const frame = options.onFrame && !done[0] ? envs[0].render() : undefined;
+      if (frame) options.onFrame!(frame);
+    };
+    record();
     while (done.some((d) => !d)) {
       const out = noGrad(() => model.forward(model.prepareObs(raw, n), n, H ? new Tensor(h, [n, H]) : undefined));
       if (H) h.set(out.h!.data);
@@ -902,6 +981,7 @@ export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateA
         returns[i] += reward;
         if (terminated || truncated) done[i] = true;
         else raw.set(obs as ArrayLike<number>, i * size);
+        if (i === 0 && !done[0]) record();
       }
     }
   } finally {
