@@ -61,11 +61,24 @@ export {
   type AppoResult,
   evaluateAppo,
   type EvaluateAppoOptions,
-  type LoadedAppoModel,
   loadAppoModel,
+  type LoadedAppoModel,
   trainAppo,
 } from "./appo/mod.ts";
 export { plotMetricsSvg, writePlots } from "./plots.ts";
+export {
+  type AppoModelLike,
+  evaluateOnnx,
+  type ExportablePolicy,
+  exportPolicyOnnx,
+  type OnnxActOptions,
+  type OnnxActResult,
+  OnnxPolicy,
+  type OnnxPolicyNames,
+  type OnnxPolicyOptions,
+  type PolicyExportOptions,
+  policyToOnnx,
+} from "./onnx_policy.ts";
 export {
   loadTrainingCheckpoint,
   ModuleGroup,

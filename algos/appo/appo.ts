@@ -133,6 +133,8 @@ export interface AppoOptions {
   logIntervalS: number;
   /** Also print metrics to stderr. */
   print: boolean;
+  /** Receives a progress line (frames, frames/s, recent return, ETA) at each log interval. */
+  log?: (line: string) => void;
   /** Write TensorBoard event files. */
   tensorboard: boolean;
   /** Seconds between periodic checkpoints (0: only the final one). */
@@ -400,6 +402,20 @@ function recentMean(xs: number[], n: number): number {
   return s / n;
 }
 
+/** `frames 1.2M/4M (30%) | 2,150 fps | return 5.1 (last 20) | ETA 21m40s` */
+function progressLine(run: Run, fps: number): string {
+  const { frames } = run, total = run.o.totalFrames;
+  const last = run.episodeReturns.slice(-20);
+  const ret = last.length ? (last.reduce((a, b) => a + b, 0) / last.length).toFixed(2) : "-";
+  const eta = fps > 0 ? Math.max(0, (total - frames) / fps) : Infinity;
+  const etaText = Number.isFinite(eta)
+    ? `${Math.floor(eta / 60)}m${String(Math.floor(eta % 60)).padStart(2, "0")}s`
+    : "-";
+  const m = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : String(x));
+  return `frames ${m(frames)}/${m(total)} (${((100 * frames) / total).toFixed(0)}%) | ${fps.toFixed(0)} fps | ` +
+    `return ${ret} (last ${last.length}) | v${run.learner.version} | ETA ${etaText}`;
+}
+
 /** Periodic logging and checkpointing shared by both runners. */
 function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): void; tick(): Promise<void> } {
   let lastLog = performance.now(), lastFrames = run.frames, lastCheckpoint = performance.now();
@@ -439,6 +455,7 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
           pending = [];
         }
         run.logger.log(run.frames, metrics);
+        run.o.log?.(progressLine(run, metrics["charts/SPS"]));
         run.timing = { inference: 0, learner: 0, wait: 0, batches: 0, served: 0 };
         lastLog = now;
         lastFrames = run.frames;

@@ -1,0 +1,193 @@
+/**
+ * Train an agent on Doom with asynchronous PPO (Sample Factory's recipe), then evaluate it and record a video.
+ *
+ * ```sh
+ * deno run -A examples/doom.ts                                   # doom_health_gathering_supreme, 4M frames
+ * deno run -A examples/doom.ts --env doom_basic --train-for-env-steps 500000
+ * deno run -A examples/doom.ts --resume                          # continue train_dir/<experiment>
+ * deno run -A examples/doom.ts --enjoy --save-video --max-num-episodes 10
+ * ```
+ *
+ * The run directory `<train-dir>/<experiment>` receives `config.json`, `checkpoint.safetensors`, TensorBoard event
+ * files, `metrics.jsonl`, `plots/*.svg`, `eval.json` and `replay.mp4`. The first run provisions ViZDoom (download
+ * and build into the cache, a few minutes); Ctrl-C stops training after writing a checkpoint.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type AppoOptions, evaluateAppo, loadAppoModel, trainAppo } from "../algos/appo/appo.ts";
+import { writePlots } from "../algos/plots.ts";
+import { writeJsonAtomic } from "../algos/_training.ts";
+import { DOOM_SPECS, ensureVizdoom } from "../envs/vizdoom/mod.ts";
+import { Mp4Writer } from "../envs/video/mod.ts";
+import { setBlasThreads, useBackend } from "../models/mod.ts";
+
+const ENVS = DOOM_SPECS.map((s) => s.id);
+const ALGOS = ["appo"] as const;
+const BACKENDS = ["cpu", "webgpu", "auto"] as const;
+const DOOM_MODULE = new URL("../envs/vizdoom/mod.ts", import.meta.url).href;
+
+const USAGE = `Usage: deno run -A examples/doom.ts [options]
+
+Training (default):
+  --env <id>                     Doom env (default doom_health_gathering_supreme); one of:
+                                 ${ENVS.join(", ")}
+  --algo <appo>                  learner (default appo)
+  --train-for-env-steps <int>    frames to train for, env steps x frameskip 4 (default 4000000)
+  --num-workers <int>            rollout Workers (default: number of cores)
+  --num-envs-per-worker <int>    envs per Worker, split in two groups for double buffering (default 8)
+  --experiment <name>            run name (default: <env>__appo__<seed>)
+  --train-dir <dir>              parent of run directories (default train_dir)
+  --seed <int>                   seed (default 0)
+  --resume                       continue <train-dir>/<experiment> from its checkpoint
+  --backend <cpu|webgpu|auto>    tensor backend (default cpu)
+  --no-video                     skip the evaluation and replay.mp4 after training
+
+Evaluation:
+  --enjoy, --eval                evaluate a trained policy instead of training
+  --checkpoint <path>            run directory or checkpoint file (default <train-dir>/<experiment>)
+  --max-num-episodes <int>       evaluation episodes (default 10)
+  --save-video                   record the first episode to replay.mp4 in the run directory
+  --no-render                    accepted for Sample Factory compatibility (we never open a window)
+  -h, --help                     show this help`;
+
+/** Exits with code 2 and a message that names the bad flag. */
+function fail(message: string): never {
+  console.error(`error: ${message}\n\nRun with --help for all options.`);
+  Deno.exit(2);
+}
+
+function intFlag(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, value: string, valid: readonly T[]): T {
+  if (!(valid as readonly string[]).includes(value)) {
+    fail(`--${name} must be one of ${valid.join(", ")}, got '${value}'`);
+  }
+  return value as T;
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        env: { type: "string", default: "doom_health_gathering_supreme" },
+        algo: { type: "string", default: "appo" },
+        "train-for-env-steps": { type: "string", default: "4000000" },
+        "num-workers": { type: "string" },
+        "num-envs-per-worker": { type: "string", default: "8" },
+        experiment: { type: "string" },
+        "train-dir": { type: "string", default: "train_dir" },
+        seed: { type: "string", default: "0" },
+        resume: { type: "boolean", default: false },
+        backend: { type: "string", default: "cpu" },
+        "no-video": { type: "boolean", default: false },
+        enjoy: { type: "boolean", default: false },
+        eval: { type: "boolean", default: false },
+        checkpoint: { type: "string" },
+        "max-num-episodes": { type: "string", default: "10" },
+        "save-video": { type: "boolean", default: false },
+        "no-render": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    // node:util names the offending flag ("Unknown option '--x'").
+    fail((e as Error).message);
+  }
+}
+
+/** Plays `episodes` greedy episodes, optionally recording the first to `video`, and writes `eval.json`. */
+async function evaluateRun(runDir: string, options: { episodes: number; video?: string }): Promise<void> {
+  const { model, options: trained, frames, checkpoint } = await loadAppoModel(runDir);
+  console.log(`evaluating ${checkpoint} (${frames} frames) on ${trained.envId} for ${options.episodes} episodes`);
+  let writer: Mp4Writer | undefined;
+  try {
+    const returns = evaluateAppo(model, trained.envId, {
+      episodes: options.episodes,
+      envKwargs: { ...trained.envKwargs, renderMode: "rgb_array" },
+      onFrame: options.video
+        ? (frame) => {
+          writer ??= new Mp4Writer(options.video!, { width: frame.width, height: frame.height, fps: 35 / 4 });
+          writer.addFrame(frame);
+        }
+        : undefined,
+    });
+    writer?.close();
+    const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
+    const std = Math.sqrt(returns.reduce((a, r) => a + (r - mean) ** 2, 0) / returns.length);
+    console.log(`reward: ${mean.toFixed(2)} ± ${std.toFixed(2)} over ${returns.length} episodes`);
+    console.log(`score (mean - std): ${(mean - std).toFixed(2)}`);
+    if (options.video) console.log(`video: ${options.video} (${writer?.frameCount ?? 0} frames)`);
+    await writeJsonAtomic(`${runDir}/eval.json`, { checkpoint, frames, returns, mean, std, score: mean - std });
+  } finally {
+    writer?.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const v = parse(argv);
+  if (v.help) {
+    console.log(USAGE);
+    return;
+  }
+  const env = oneOf("env", v.env, ENVS);
+  oneOf("algo", v.algo, ALGOS);
+  const backend = oneOf("backend", v.backend, BACKENDS);
+  const seed = intFlag("seed", v.seed, 0)!;
+  const frames = intFlag("train-for-env-steps", v["train-for-env-steps"], 1)!;
+  const numWorkers = intFlag("num-workers", v["num-workers"], 1) ?? navigator.hardwareConcurrency;
+  const numEnvsPerWorker = intFlag("num-envs-per-worker", v["num-envs-per-worker"], 1)!;
+  const episodes = intFlag("max-num-episodes", v["max-num-episodes"], 1)!;
+  const runDir = v.checkpoint ?? `${v["train-dir"]}/${v.experiment ?? `${env}__appo__${seed}`}`;
+  const evalOnly = v.enjoy || v.eval;
+
+  useBackend(backend);
+  await ensureVizdoom();
+  if (evalOnly) {
+    const dir = runDir.endsWith(".safetensors") ? runDir.slice(0, runDir.lastIndexOf("/")) || "." : runDir;
+    await evaluateRun(runDir, { episodes, video: v["save-video"] ? `${dir}/replay.mp4` : undefined });
+    return;
+  }
+
+  // The learner shares two cores with the rollout Workers: one BLAS thread avoids oversubscription.
+  setBlasThreads(1);
+  const options: Partial<AppoOptions> & { envId: string } = {
+    envId: env,
+    envModules: [DOOM_MODULE],
+    totalFrames: frames,
+    numWorkers,
+    numEnvsPerWorker,
+    seed,
+    runDir,
+    resume: v.resume ? runDir : undefined,
+    log: (line) => console.log(line),
+  };
+  console.log(
+    `training ${env} with APPO: ${numWorkers} workers x ${numEnvsPerWorker} envs, ${frames} frames -> ${runDir}`,
+  );
+  const result = await trainAppo(options);
+  console.log(
+    `trained ${result.frames} frames at ${result.fps.toFixed(0)} frames/s (stopped by ${result.stoppedBy}); ` +
+      `checkpoint ${result.checkpoint}`,
+  );
+  const plots = await writePlots(result.runDir);
+  console.log(`plots: ${plots.join(", ")}`);
+  if (result.stoppedBy === "signal") {
+    console.log(
+      `resume with: deno run -A examples/doom.ts --env ${env} --resume --experiment ${runDir.split("/").pop()}`,
+    );
+    return;
+  }
+  if (!v["no-video"]) await evaluateRun(result.runDir, { episodes, video: `${result.runDir}/replay.mp4` });
+}
+
+if (import.meta.main) await main(Deno.args);
