@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { decodeSafetensors } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
+import { probeVideo } from "./_media.ts";
 
 const EXAMPLE = new URL("../examples/doom.ts", import.meta.url).pathname;
 
@@ -16,29 +17,6 @@ async function runExample(args: string[]): Promise<{ code: number; stdout: strin
     stderr: "piped",
   }).output();
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
-}
-
-async function ffprobe(
-  path: string,
-): Promise<{ codec_name: string; width: number; height: number; nb_read_frames: string }> {
-  const out = await new Deno.Command("ffprobe", {
-    args: [
-      "-v",
-      "error",
-      "-select_streams",
-      "v:0",
-      "-count_frames",
-      "-show_entries",
-      "stream=codec_name,width,height,nb_read_frames",
-      "-of",
-      "json",
-      path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return JSON.parse(new TextDecoder().decode(out.stdout)).streams[0];
 }
 
 Deno.test("examples/doom.ts trains, evaluates with a video, and resumes", async () => {
@@ -62,7 +40,7 @@ Deno.test("examples/doom.ts trains, evaluates with a video, and resumes", async 
   assert.match(enjoy.stdout, /reward: -?[\d.]+ ± [\d.]+ over 2 episodes/);
   assert.match(enjoy.stdout, /score \(mean - std\): -?[\d.]+/);
   const frames = Number(/video: .* \((\d+) frames\)/.exec(enjoy.stdout)?.[1]);
-  const video = await ffprobe(`${runDir}/replay.mp4`);
+  const video = probeVideo(`${runDir}/replay.mp4`);
   assert.equal(video.codec_name, "h264");
   assert.deepEqual([video.width, video.height], [128, 72]);
   assert.ok(frames > 0);

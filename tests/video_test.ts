@@ -2,34 +2,7 @@ import assert from "node:assert/strict";
 import { H264Encoder, Mp4Writer } from "../envs/video/mod.ts";
 import { RecordVideo } from "../envs/wrappers/record_video.ts";
 import { CartPoleEnv } from "../envs/classic/cartpole.ts";
-
-interface Probe {
-  codec_name: string;
-  width: number;
-  height: number;
-  nb_read_frames: string;
-}
-
-function probe(path: string): Probe {
-  const out = new Deno.Command("ffprobe", {
-    args: [
-      "-v",
-      "error",
-      "-select_streams",
-      "v:0",
-      "-count_frames",
-      "-show_entries",
-      "stream=codec_name,width,height,nb_read_frames",
-      "-of",
-      "json",
-      path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  assert.ok(out.success, `ffprobe failed on ${path}: ${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout)).streams[0];
-}
+import { probeVideo as probe } from "./_media.ts";
 
 /** Decodes frame `index` of a video to RGB24 with ffmpeg (and checks the whole file decodes without errors). */
 function decodeFrame(path: string, index: number): Uint8Array {
