@@ -13,7 +13,7 @@
 
 import { add, clipGradNorm, mean, mul, neg, RMSprop, Rng, square, sub, Tensor } from "../models/mod.ts";
 import { MetricsLogger } from "./logger.ts";
-import { computeNStepReturns } from "./returns.ts";
+import { computeNStepReturns, normalizeInPlace } from "./returns.ts";
 import { type EpisodeRecord, explainedVariance, policyTerms, Rollout } from "./_rollout.ts";
 import {
   crossedBoundary,
@@ -217,15 +217,4 @@ export async function trainA2c(options: Partial<A2cOptions> = {}): Promise<Train
   } finally {
     if (owned) envs.close();
   }
-}
-
-function normalizeInPlace(a: Float32Array): void {
-  const n = a.length;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += a[i];
-  m /= n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (a[i] - m) ** 2;
-  const std = Math.sqrt(v / Math.max(1, n - 1));
-  for (let i = 0; i < n; i++) a[i] = (a[i] - m) / (std + 1e-8);
 }

@@ -12,7 +12,7 @@
 
 import { Adam, add, clamp, clipGradNorm, exp, maximum, mean, mul, Rng, square, sub, Tensor } from "../models/mod.ts";
 import { MetricsLogger } from "./logger.ts";
-import { computeGae } from "./returns.ts";
+import { computeGae, normalizeInPlace } from "./returns.ts";
 import { type EpisodeRecord, explainedVariance, policyTerms, Rollout } from "./_rollout.ts";
 import {
   crossedBoundary,
@@ -298,16 +298,4 @@ export async function trainPpo(options: Partial<PpoOptions> = {}): Promise<Train
   } finally {
     if (owned) envs.close();
   }
-}
-
-/** Scale to mean 0, std 1 (unbiased std, + 1e-8, like `(adv − adv.mean()) / (adv.std() + 1e-8)`). */
-function normalizeInPlace(a: Float32Array): void {
-  const n = a.length;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += a[i];
-  m /= n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (a[i] - m) ** 2;
-  const std = Math.sqrt(v / Math.max(1, n - 1));
-  for (let i = 0; i < n; i++) a[i] = (a[i] - m) / (std + 1e-8);
 }

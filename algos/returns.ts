@@ -157,3 +157,25 @@ export function computeNStepReturns(input: RolloutReturnsInput, out: ReturnsOutp
     }
   }
 }
+
+/**
+ * Scales to mean 0, std 1 in place (unbiased std, + 1e-8), like CleanRL's `(adv - adv.mean()) / (adv.std() + 1e-8)`.
+ *
+ * @example
+ * ```ts
+ * import { normalizeInPlace } from "./returns.ts";
+ * const adv = Float32Array.of(1, 2, 3);
+ * normalizeInPlace(adv);
+ * console.assert(Math.abs(adv[0] + 1) < 1e-6 && adv[1] === 0);
+ * ```
+ */
+export function normalizeInPlace(a: Float32Array): void {
+  const n = a.length;
+  let m = 0;
+  for (let i = 0; i < n; i++) m += a[i];
+  m /= n;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (a[i] - m) ** 2;
+  const std = Math.sqrt(v / Math.max(1, n - 1));
+  for (let i = 0; i < n; i++) a[i] = (a[i] - m) / (std + 1e-8);
+}
