@@ -1,6 +1,7 @@
 /**
  * The Arcade Learning Environment (Atari 2600) through Deno FFI: `AtariEnv`, the `ALE/<Game>-v5` ids of every ROM
- * ale-py ships, the DQN preprocessing stack (`AtariPreprocessing`, `makeAtari`) and provisioning (`ensureAle`).
+ * ale-py ships, the DQN preprocessing stack (`AtariPreprocessing`, `makeAtari`, registered as `ALE/<Game>-nature-v5`) and
+ * provisioning (`ensureAle`).
  *
  * Importing this module registers the ids; constructing an env needs `await ensureAle()` once before (it builds ALE
  * into Arcadia's cache the first time, about 1.5 minutes).
@@ -36,6 +37,7 @@ export {
   romIdToName,
 } from "./atari_env.ts";
 export {
+  ATARI_NATURE_IDS,
   AtariPreprocessing,
   type AtariPreprocessingOptions,
   makeAtari,

@@ -11,7 +11,9 @@ import { Box } from "../spaces.ts";
 import { ClipReward } from "../wrappers/clip_reward.ts";
 import { FrameStack } from "../wrappers/frame_stack.ts";
 import { RecordEpisodeStatistics } from "../wrappers/record_episode_statistics.ts";
-import { AtariEnv, type AtariEnvOptions } from "./atari_env.ts";
+import { register } from "../registry.ts";
+import { ATARI_V5_IDS, AtariEnv, type AtariEnvOptions, romIdToName } from "./atari_env.ts";
+import { ROM_IDS } from "./roms.ts";
 
 /** Options of `AtariPreprocessing` (Gymnasium's arguments, camelCased). */
 export interface AtariPreprocessingOptions {
@@ -345,3 +347,34 @@ export function makeAtari(game: string, options: MakeAtariOptions = {}): Env<Uin
   }
   return env;
 }
+
+/**
+ * The `ALE/<Game>-nature-v5` ids: `makeAtari(game, kwargs)`, the Nature-DQN stack (`[4, 84, 84]` uint8), by id so
+ * that Workers can build it (`WorkerVectorEnv.create("ALE/Pong-nature-v5", { kwargs: { fireReset: true } })`).
+ * Kwargs are `MakeAtariOptions`; ALE truncates at 108k frames, so there is no TimeLimit wrapper.
+ *
+ * @example
+ * ```ts
+ * import { ATARI_NATURE_IDS, ensureAle } from "./mod.ts";
+ * import { make } from "../registry.ts";
+ * await ensureAle();
+ * using env = make("ALE/Pong-nature-v5", { kwargs: { fireReset: true } });
+ * const [obs] = env.reset({ seed: 0 });
+ * console.assert(ATARI_NATURE_IDS.includes("ALE/Pong-nature-v5") && (obs as Uint8Array).length === 4 * 84 * 84);
+ * ```
+ */
+export const ATARI_NATURE_IDS: readonly string[] = ATARI_V5_IDS.map((id) => id.replace(/-v5$/, "-nature-v5"));
+
+function registerNature(): void {
+  for (const rom of ROM_IDS) {
+    const id = `ALE/${romIdToName(rom)}-v5`;
+    if (!ATARI_V5_IDS.includes(id)) continue;
+    register({
+      id: id.replace(/-v5$/, "-nature-v5"),
+      create: ({ game, ...options }) => makeAtari(game as string, options as MakeAtariOptions),
+      kwargs: { game: rom },
+    });
+  }
+}
+
+registerNature();
