@@ -12,18 +12,19 @@ import type { Backend } from "./primitives.ts";
 import type { Rng } from "./rng.ts";
 import { shapeSize } from "./primitives.ts";
 import { cpuBackend } from "./backends/cpu.ts";
+import { autoBackend, startWebGpu, webgpuBackend } from "./backends/webgpu.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Backend registry
 
-/** Backend names accepted by `useBackend`. `"auto"` picks the best available (currently always `"cpu"`). */
+/** Backend names accepted by `useBackend`. `"auto"` picks WebGPU on a real (non-fallback) adapter, else `"cpu"`. */
 export type BackendName = "cpu" | "webgpu" | "auto";
 
-/** Explicit registry (no directory scanning, so importing by URL works). WebGPU registers itself here later. */
+/** Explicit registry (no directory scanning, so importing by URL works). */
 const BACKENDS: Record<Exclude<BackendName, "auto">, Backend | null> = {
   cpu: cpuBackend,
-  webgpu: null,
+  webgpu: webgpuBackend,
 };
 
 let current: Backend = cpuBackend;
@@ -39,11 +40,12 @@ let current: Backend = cpuBackend;
  */
 export function useBackend(name: BackendName): Backend {
   if (name === "auto") {
-    current = BACKENDS.cpu!;
+    current = autoBackend(BACKENDS.cpu!); // logs its choice
     return current;
   }
   const backend = BACKENDS[name];
   if (!backend) throw new Error(`backend '${name}' is not available in this build; use "cpu" or "auto"`);
+  if (backend === webgpuBackend) startWebGpu(); // no adapter: fails here, naming how to install one
   current = backend;
   return current;
 }

@@ -292,9 +292,8 @@ Deno.test("variance and std match torch.var/torch.std (unbiased by default)", ()
   assert.ok(Math.abs(x.grad!.data[0] - (2 * (1 - 2.5)) / 4) < 1e-6);
 });
 
-Deno.test("backend registry: cpu and auto select the CPU backend; an unregistered backend says what to use", () => {
+Deno.test("backend registry: cpu and auto select the CPU backend", () => {
   assert.equal(useBackend("auto").name, "cpu");
   assert.equal(useBackend("cpu").name, "cpu");
-  assert.throws(() => useBackend("webgpu"), /backend 'webgpu' is not available in this build; use "cpu" or "auto"/);
   assert.equal(backend().name, "cpu");
 });

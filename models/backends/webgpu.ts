@@ -235,7 +235,7 @@ export function autoBackend(cpu: Backend): Backend {
       why = `WebGPU adapter '${info.description}'`;
     }
   } catch (e) {
-    why = `no WebGPU adapter (${(e as Error).message.split(";")[0]})`;
+    why = (e as Error).message.replace(/^backend "webgpu": /, "").split(";")[0];
   }
   if (!autoLogged) console.info(`arcadia: backend "auto" -> "${choice.name}" (${why})`);
   autoLogged = true;
