@@ -12,6 +12,9 @@ import { SAMPLE_FACTORY_VERSION, VIZDOOM_VERSION } from "../envs/vizdoom/provisi
 /** The venv's packages; part of its stamp, so changing them reinstalls. */
 const SF_PACKAGES = [`sample-factory==${SAMPLE_FACTORY_VERSION}`, `vizdoom==${VIZDOOM_VERSION}`, "torch"];
 
+/** Terminal color codes. */
+const ANSI_COLOR = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
+
 /** Python of a venv with Sample Factory, or why there is none. */
 export type SampleFactoryPython = { python: string; versions: string } | { error: string };
 
@@ -40,7 +43,7 @@ export async function ensureSampleFactory(): Promise<SampleFactoryPython> {
       "from importlib.metadata import version as v; import sf_examples.vizdoom.train_vizdoom; " +
       "print(f\"sample-factory {v('sample-factory')}, torch {v('torch')}, vizdoom {v('vizdoom')}\")",
     ]);
-    return { python, versions: versions.trim().split("\n").pop()! };
+    return { python, versions: versions.split("\n").find((l) => l.startsWith("sample-factory")) ?? "?" };
   } catch (e) {
     return { error: (e as Error).message.split("\n").slice(0, 8).join("\n") };
   }
@@ -50,7 +53,7 @@ export async function ensureSampleFactory(): Promise<SampleFactoryPython> {
 export interface SampleFactoryRun {
   /** `doom_basic`, `doom_health_gathering_supreme`, ... */
   env: string;
-  /** Wall-time budget (`--train_for_seconds`). */
+  /** Seconds of training after its first frames/s report (then SIGINT; startup is not counted). */
   seconds: number;
   /** Rollout worker processes. */
   numWorkers: number;
@@ -101,7 +104,7 @@ export async function runSampleFactory(python: string, r: SampleFactoryRun): Pro
     "--res_w=128",
     "--res_h=72",
     "--device=cpu",
-    `--train_for_seconds=${r.seconds}`,
+    `--train_for_seconds=${r.seconds}`, // ignored by 2.1.1 (see below); kept for later releases
     "--save_every_sec=100000",
     "--with_wandb=False",
   ];
@@ -110,8 +113,18 @@ export async function runSampleFactory(python: string, r: SampleFactoryRun): Pro
     args,
     stdout: "piped",
     stderr: "piped",
+    cwd: r.trainDir, // its engines write _vizdoom.ini into the working directory
     env: { PYTHONUNBUFFERED: "1", OMP_NUM_THREADS: "1" },
   }).spawn();
+  // Sample Factory 2.1.1 never advances the clock `--train_for_seconds` reads, so it would not stop by itself: it
+  // gets SIGINT (a clean stop that prints the final FPS line) `seconds` after its first report, SIGTERM later.
+  let sigintTimer: ReturnType<typeof setTimeout> | undefined;
+  const signal = (sig: Deno.Signal) => {
+    try {
+      child.kill(sig);
+    } catch { /* already gone */ }
+  };
+  const startClock = () => sigintTimer ??= setTimeout(() => signal("SIGINT"), r.seconds * 1000);
   const lines: string[] = [];
   let window: SampleFactoryResult["window"], frames = NaN, fps = NaN;
   const consume = async (stream: ReadableStream<Uint8Array>) => {
@@ -119,11 +132,13 @@ export async function runSampleFactory(python: string, r: SampleFactoryRun): Pro
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       const parts = (rest + chunk).split("\n");
       rest = parts.pop()!;
-      for (const line of parts) {
+      for (const raw of parts) {
+        const line = raw.replace(ANSI_COLOR, ""); // its log is colored
         lines.push(line);
         if (lines.length > 400) lines.shift();
         const w = line.match(/Fps is \(10 sec: ([\d.na]+), 60 sec: ([\d.na]+), 300 sec: ([\d.na]+)\)/);
         if (w) {
+          startClock();
           window = { s10: Number(w[1]), s60: Number(w[2]), s300: Number(w[3]) };
           r.onProgress?.(line.slice(line.indexOf("Fps is")));
         }
@@ -132,14 +147,11 @@ export async function runSampleFactory(python: string, r: SampleFactoryRun): Pro
       }
     }
   };
-  // A hard stop if it hangs past its own budget (it starts Python processes of its own).
-  const kill = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, (r.seconds + 180) * 1000);
+  // A last resort if it never reports or ignores SIGINT (SIGTERM: its worker processes can still clean up).
+  const kill = setTimeout(() => signal("SIGTERM"), (r.seconds + 240) * 1000);
   const [status] = await Promise.all([child.status, consume(child.stdout), consume(child.stderr)]);
   clearTimeout(kill);
+  clearTimeout(sigintTimer);
   if (Number.isNaN(frames)) say(`Sample Factory printed no final FPS line (exit ${status.code})`);
   return {
     frames,

@@ -54,6 +54,8 @@ const CARTPOLE_GOAL_S = 60;
 const HGS_GOAL_MIN = 30;
 const HF_BAR = 5;
 const SF_GOAL = 1.5;
+/** Frame budget of the runs bounded by wall time only. */
+const UNBOUNDED_FRAMES = 1e9;
 /** Rollout layout shared by our Doom runs and Sample Factory's. */
 const DOOM_WORKERS = navigator.hardwareConcurrency || 2;
 const DOOM_ENVS_PER_WORKER = 8;
@@ -354,7 +356,7 @@ async function sampleFactory(env: string, minutes: number, ours: AppoResult | un
     return;
   }
   const sfFps = Number.isFinite(res.fps) ? res.fps : res.window!.s300;
-  ours ??= await doomAppo({ env, frames: 1e12, minutes, evalEveryS: 0, episodes: 10, course: false });
+  ours ??= await doomAppo({ env, frames: UNBOUNDED_FRAMES, minutes, evalEveryS: 0, episodes: 10, course: false });
   console.log(
     `sf ${env}: Sample Factory ${sf.versions}: ${sfFps.toFixed(0)} frames/s (${res.frames} frames, ` +
       `${res.wallS.toFixed(0)} s process wall; last window 10s/60s/300s ${res.window?.s10}/${res.window?.s60}/` +
@@ -413,7 +415,7 @@ async function main(argv: string[]): Promise<number> {
     const minutes = num("doom-minutes", v["doom-minutes"]);
     ours.set(
       "doom_basic",
-      await doomAppo({ env: "doom_basic", frames: 1e12, minutes, evalEveryS: 0, episodes, course: false }),
+      await doomAppo({ env: "doom_basic", frames: UNBOUNDED_FRAMES, minutes, evalEveryS: 0, episodes, course: false }),
     );
   }
   if (selected("doom_health_gathering_supreme")) {
