@@ -278,6 +278,17 @@ export interface Activation {
   alpha?: number;
 }
 
+/** `out[r, :] = row` for `rows` rows: `set` is a memcpy, ~10x faster than a broadcasting strided copy. */
+function broadcastRows(row: Float32Array, out: Float32Array, rows: number): void {
+  const n = row.length;
+  for (let r = 0; r < rows; r++) out.set(row, r * n);
+}
+
+/** `out[o, :] = col[o]` over rows of length `n` (`fill` is a native memset-like loop). */
+function broadcastColumns(col: Float32Array, out: Float32Array, n: number): void {
+  for (let o = 0; o < col.length; o++) out.fill(col[o], o * n, (o + 1) * n);
+}
+
 /** Apply `act` in place on a freshly computed layer output. */
 function applyActivation(y: Float32Array, act: Activation | undefined): void {
   if (act) backend().unary(act.op, y, y, act.alpha ?? 1, 0);
@@ -314,7 +325,7 @@ export function linear(
   const M = x.size / K;
   const shape = [...x.shape.slice(0, -1), N];
   const out = new Tensor(new Float32Array(M * N), shape);
-  if (bias) be.copyStrided(bias.data, 0, [0, 1], [M, N], out.data, 0, [N, 1], false);
+  if (bias) broadcastRows(bias.data, out.data, M);
   be.gemm(false, true, M, N, K, 1, x.data, weight.data, bias ? 1 : 0, out.data);
   applyActivation(out.data, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
@@ -413,7 +424,7 @@ function conv2dIm2col(
   const yT = N === 1 ? new Float32Array(0) : takeBuffer(O * NP, false);
   const out = new Tensor(new Float32Array(N * O * P), [N, O, OH, OW]);
   const target = N === 1 ? out.data : yT;
-  if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, NP], target, 0, [NP, 1], false);
+  if (bias) broadcastColumns(bias.data, target, NP);
   be.gemm(false, false, O, NP, CKK, 1, weight.data, col, bias ? 1 : 0, target);
   if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.data, 0, [O * P, P, 1], false);
   applyActivation(out.data, act);
@@ -478,7 +489,7 @@ function conv2dFlat(
   const wr = takeBuffer(shifts * block, false);
   be.copyStrided(weight.data, 0, wSrcStrides, wrShape, wr, 0, wrStrides, false);
   const Y = takeBuffer(O * L, false);
-  if (bias) be.copyStrided(bias.data, 0, [1, 0], [O, L], Y, 0, [L, 1], false);
+  if (bias) broadcastColumns(bias.data, Y, L);
   for (let di = 0, t = 0; di < KHq; di++) {
     for (let dj = 0; dj < KWq; dj++, t++) {
       const wt = wr.subarray(t * block, (t + 1) * block);
@@ -541,6 +552,24 @@ function spaceToDepth(
   const be = backend();
   const { batch: N, channels: C, height: H, width: W, strideH: sh, strideW: sw, padH: ph, padW: pw } = g;
   const NG = N * Hq * Wq;
+  const rows = (u: number) => [Math.max(0, Math.ceil((ph - u) / sh)), Math.min(Hq, Math.ceil((H + ph - u) / sh))];
+  const cols = (v: number) => [Math.max(0, Math.ceil((pw - v) / sw)), Math.min(Wq, Math.ceil((W + pw - v) / sw))];
+  const [i0, i1] = rows(0), [j0, j1] = cols(0);
+  let uniform = i1 > i0 && j1 > j0;
+  for (let u = 1; u < sh && uniform; u++) uniform = rows(u)[0] === i0 && rows(u)[1] === i1;
+  for (let v = 1; v < sw && uniform; v++) uniform = cols(v)[0] === j0 && cols(v)[1] === j1;
+  if (uniform) {
+    // Every phase covers the same grid box (e.g. no padding, sizes divisible by the strides): one 6-D copy with the
+    // phases innermost but one, so each input row is read once while it is in L1 (16 box copies re-read x 4x).
+    const shape = [C, N, i1 - i0, sh, sw, j1 - j0];
+    const xOff = (i0 * sh - ph) * W + (j0 * sw - pw);
+    const xStrides = [H * W, C * H * W, sh * W, W, 1, sw];
+    const sOff = i0 * Wq + j0;
+    const sStrides = [sh * sw * NG, Hq * Wq, Wq, sw * NG, NG, 1];
+    if (adjoint) be.copyStrided(S, sOff, sStrides, shape, x, xOff, xStrides, true);
+    else be.copyStrided(x, xOff, xStrides, shape, S, sOff, sStrides, false);
+    return;
+  }
   for (let u = 0; u < sh; u++) {
     // Valid grid rows i: 0 <= i·sh + u − ph < H.
     const i0 = Math.max(0, Math.ceil((ph - u) / sh)), i1 = Math.min(Hq, Math.ceil((H + ph - u) / sh));
