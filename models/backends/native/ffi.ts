@@ -1,0 +1,53 @@
+/**
+ * Symbol table of Arcadia's own kernel library (`kernels.c`), with the C prototype beside each symbol. All calls are
+ * synchronous (a sync FFI call costs ~10-100 ns; `nonblocking` would cost ~7 µs) and take typed arrays directly as
+ * `buffer` parameters (no copies).
+ *
+ * @module
+ */
+
+/** ABI version `arc_kernels_abi()` must return for these bindings. */
+export const KERNELS_ABI = 1;
+
+/** Symbols of `libarcadia_kernels`. */
+export const KERNEL_SYMBOLS = {
+  // int arc_kernels_abi(void);
+  arc_kernels_abi: { parameters: [], result: "i32" },
+  // void arc_adam(float *x, const float *g, float *m, float *v, int32_t n, double b1, double b2, double step_size,
+  //               double inv_bc2, double eps, double wd);
+  arc_adam: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64", "f64"],
+    result: "void",
+  },
+  // double arc_sumsq(const float *x, int32_t n);
+  arc_sumsq: { parameters: ["buffer", "i32"], result: "f64" },
+  // void arc_scale(float *x, int32_t n, double s);
+  arc_scale: { parameters: ["buffer", "i32", "f64"], result: "void" },
+  // void arc_unary(int32_t op, const float *x, float *out, int32_t n, double p0, double p1);
+  arc_unary: { parameters: ["i32", "buffer", "buffer", "i32", "f64", "f64"], result: "void" },
+  // void arc_unary_grad(int32_t op, const float *x, const float *y, const float *gy, float *gx, int32_t n, double p0,
+  //                     double p1);
+  arc_unary_grad: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64"],
+    result: "void",
+  },
+  // void arc_binary2d(int32_t op, const float *a, int32_t as0, int32_t as1, const float *b, int32_t bs0, int32_t bs1,
+  //                   float *out, int32_t rows, int32_t cols);
+  arc_binary2d: {
+    parameters: ["i32", "buffer", "i32", "i32", "buffer", "i32", "i32", "buffer", "i32", "i32"],
+    result: "void",
+  },
+  // void arc_sum_to2d(const float *x, int32_t rows, int32_t cols, float *out, int32_t os0, int32_t os1,
+  //                   double alpha);
+  arc_sum_to2d: { parameters: ["buffer", "i32", "i32", "buffer", "i32", "i32", "f64"], result: "void" },
+  // void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, const int32_t *geo,
+  //                int32_t accumulate);
+  arc_copy6: { parameters: ["buffer", "i32", "buffer", "i32", "buffer", "i32"], result: "void" },
+  // void arc_im2col(const float *x, const int32_t *geo, float *col);
+  arc_im2col: { parameters: ["buffer", "buffer", "buffer"], result: "void" },
+  // void arc_col2im(const float *col, const int32_t *geo, float *dx);
+  arc_col2im: { parameters: ["buffer", "buffer", "buffer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened kernel library. */
+export type KernelLibrary = Deno.DynamicLibrary<typeof KERNEL_SYMBOLS>;

@@ -1,0 +1,324 @@
+// Arcadia's own CPU kernels: the memory-bound loops around GEMM (optimizer updates, activations, broadcasting,
+// reductions, im2col and strided copies). V8 runs these scalar with bounds checks (~1-3 ns per element); compiled
+// with -O3 -march=native they vectorize (AVX2/AVX-512) and run 5-20x faster. Loaded through Deno.dlopen by
+// native.ts; every kernel has a pure TypeScript twin in cpu.ts / optim.ts that computes the same values.
+//
+// Built without -ffast-math on purpose: NaN must propagate (maximum/minimum, NaN checks) exactly as in TypeScript.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ARC_ABI 1
+
+int arc_kernels_abi(void) { return ARC_ABI; }
+
+// ---- exp/expm1 that vectorize, in double ---------------------------------------------------------------------
+// Results must equal the TypeScript kernels' (V8 evaluates in double and rounds once to float32), or seeded training
+// runs drift apart. So every formula below mirrors its TypeScript twin operation by operation in double (built with
+// -ffp-contract=off: no FMA contraction), and exp/expm1 are accurate to ~1e-15: rounded to float32 they match V8's
+// Math.exp/expm1 except when a value lies within ~1e-15 of a float32 rounding boundary (about 1 in 10^8). glibc's exp
+// is only vectorized under -ffast-math, hence this one: 2^k scale from bits, degree-13 Taylor on |r| <= ln2/2.
+static inline double exp_d(double x) {
+  const double c = x < -110.0 ? -110.0 : x > 100.0 ? 100.0 : x; // beyond float32 range either way
+  const double kd = (c * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+  const double r = (c - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  union { int64_t i; double d; } s;
+  s.i = ((int64_t)kd + 1023) << 52;
+  const double e = p * s.d;
+  return x != x ? x : x > 100.0 ? INFINITY : e;
+}
+
+// exp(x) - 1 without cancellation near 0: Taylor to x^13 for |x| < 0.35 (error < 1e-16 relative).
+static inline double expm1_d(double x) {
+  double t = 1.0 / 6227020800.0;
+  t = t * x + 1.0 / 479001600.0;
+  t = t * x + 1.0 / 39916800.0;
+  t = t * x + 1.0 / 3628800.0;
+  t = t * x + 1.0 / 362880.0;
+  t = t * x + 1.0 / 40320.0;
+  t = t * x + 1.0 / 5040.0;
+  t = t * x + 1.0 / 720.0;
+  t = t * x + 1.0 / 120.0;
+  t = t * x + 1.0 / 24.0;
+  t = t * x + 1.0 / 6.0;
+  t = t * x + 0.5;
+  t = t * x * x + x;
+  return ((x > -0.35) & (x < 0.35)) ? t : exp_d(x) - 1.0;
+}
+
+// Mirrors cpu.ts: series near 0, (1 - e) / (1 + e) with e = exp(-2|v|) elsewhere.
+static inline float tanh_v(float vf) {
+  const double v = vf, a = v < 0 ? -v : v;
+  const double e = exp_d(-2.0 * a);
+  const double t = a < 0.004 ? a * (1.0 - (a * a) / 3.0) : (1.0 - e) / (1.0 + e);
+  return (float)(v != v ? v : v < 0 ? -t : t);
+}
+
+// Mirrors cpu.ts: 1 / (1 + exp(-v)) for v >= 0, e / (1 + e) with e = exp(v) below (exp's argument stays <= 0).
+static inline float sigmoid_v(float vf) {
+  const double v = vf;
+  const double e = exp_d(v < 0 ? v : -v);
+  const double s = v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+  return (float)(v != v ? v : s);
+}
+
+// Mirrors cpu.ts: v for v > 0, alpha · expm1(v) otherwise (NaN passes through).
+static inline float elu_v(float vf, double alpha) {
+  const double v = vf;
+  const double e = alpha * expm1_d(v < 0 ? v : 0.0);
+  return (float)(v > 0 ? v : v != v ? v : e);
+}
+
+// ---- Adam (torch.optim.Adam, one fused pass over x, g, m, v; same double arithmetic as optim.ts) --------------
+void arc_adam(float *restrict x, const float *restrict g, float *restrict m, float *restrict v, int32_t n, double b1,
+              double b2, double step_size, double inv_bc2, double eps, double wd) {
+  const double c1 = 1.0 - b1, c2 = 1.0 - b2;
+  for (int32_t j = 0; j < n; j++) {
+    const double gj = wd != 0.0 ? (double)g[j] + wd * x[j] : (double)g[j];
+    const double mj = m[j] + c1 * (gj - m[j]);
+    const double vj = b2 * v[j] + c2 * gj * gj;
+    m[j] = (float)mj;
+    v[j] = (float)vj;
+    x[j] = (float)(x[j] - (step_size * mj) / (sqrt(vj) * inv_bc2 + eps));
+  }
+}
+
+// Σ x² in double (global-norm clipping).
+double arc_sumsq(const float *restrict x, int32_t n) {
+  double acc[8] = {0};
+  int32_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k] * x[j + k];
+  double s = 0;
+  for (; j < n; j++) s += (double)x[j] * x[j];
+  return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+// x *= s
+void arc_scale(float *restrict x, int32_t n, double s) {
+  for (int32_t j = 0; j < n; j++) x[j] = (float)(x[j] * s);
+}
+
+// ---- Unary ---------------------------------------------------------------------------------------------------
+// Op codes match NATIVE_UNARY in cpu.ts.
+enum { U_NEG, U_EXP, U_LOG, U_SQRT, U_ABS, U_RELU, U_ELU, U_TANH, U_SIGMOID, U_SQUARE, U_CLAMP };
+
+void arc_unary(int32_t op, const float *x, float *out, int32_t n, double p0, double p1) {
+  switch (op) {
+    case U_NEG: for (int32_t i = 0; i < n; i++) out[i] = -x[i]; break;
+    case U_EXP: for (int32_t i = 0; i < n; i++) out[i] = (float)exp_d(x[i]); break;
+    case U_LOG: for (int32_t i = 0; i < n; i++) out[i] = (float)log((double)x[i]); break;
+    case U_SQRT: for (int32_t i = 0; i < n; i++) out[i] = (float)sqrt((double)x[i]); break;
+    case U_ABS: for (int32_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
+    case U_RELU: for (int32_t i = 0; i < n; i++) { const float v = x[i]; out[i] = v > 0 ? v : 0.0f; } break;
+    case U_ELU:
+      for (int32_t i = 0; i < n; i++) out[i] = elu_v(x[i], p0);
+      break;
+    case U_TANH: for (int32_t i = 0; i < n; i++) out[i] = tanh_v(x[i]); break;
+    case U_SIGMOID: for (int32_t i = 0; i < n; i++) out[i] = sigmoid_v(x[i]); break;
+    case U_SQUARE: for (int32_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
+    case U_CLAMP:
+      for (int32_t i = 0; i < n; i++) {
+        const double v = x[i];
+        out[i] = (float)(v < p0 ? p0 : v > p1 ? p1 : v);
+      }
+      break;
+  }
+}
+
+// gx += gy * op'(x), with y = op(x) where the derivative is cheaper from the output (double, as in cpu.ts).
+void arc_unary_grad(int32_t op, const float *x, const float *y, const float *restrict gy, float *restrict gx,
+                    int32_t n, double p0, double p1) {
+#define ACC(EXPR) for (int32_t i = 0; i < n; i++) gx[i] = (float)((double)gx[i] + (EXPR))
+  switch (op) {
+    case U_NEG: for (int32_t i = 0; i < n; i++) gx[i] -= gy[i]; break;
+    case U_EXP: ACC((double)gy[i] * y[i]); break;
+    case U_LOG: ACC((double)gy[i] / x[i]); break;
+    case U_SQRT: ACC((0.5 * gy[i]) / y[i]); break;
+    case U_ABS: ACC(x[i] > 0 ? (double)gy[i] : x[i] < 0 ? -(double)gy[i] : 0.0); break;
+    case U_RELU: for (int32_t i = 0; i < n; i++) gx[i] += x[i] > 0 ? gy[i] : 0.0f; break;
+    case U_ELU: ACC(x[i] > 0 ? (double)gy[i] : gy[i] * ((double)y[i] + p0)); break;
+    case U_TANH: ACC(gy[i] * (1.0 - (double)y[i] * y[i])); break;
+    case U_SIGMOID: ACC((double)gy[i] * y[i] * (1.0 - y[i])); break;
+    case U_SQUARE: ACC(2.0 * gy[i] * x[i]); break;
+    case U_CLAMP: for (int32_t i = 0; i < n; i++) gx[i] += (x[i] >= p0 && x[i] <= p1) ? gy[i] : 0.0f; break;
+  }
+#undef ACC
+}
+
+// ---- Binary over a 2-D broadcast (strides 0 or packed; `out` is contiguous [rows, cols]) -----------------------
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_GT, B_GE, B_LT, B_LE, B_EQ };
+
+#define BIN_LOOP(EXPR)                                                                                          \
+  for (int32_t r = 0; r < rows; r++) {                                                                          \
+    const float *ar = a + (int64_t)r * as0, *br = b + (int64_t)r * bs0;                                         \
+    float *o = out + (int64_t)r * cols;                                                                         \
+    if (as1 == 1 && bs1 == 1) {                                                                                 \
+      for (int32_t i = 0; i < cols; i++) { const float x = ar[i], y = br[i]; o[i] = (EXPR); }                   \
+    } else if (as1 == 1 && bs1 == 0) {                                                                          \
+      const float y = br[0];                                                                                    \
+      for (int32_t i = 0; i < cols; i++) { const float x = ar[i]; o[i] = (EXPR); }                              \
+    } else if (as1 == 0 && bs1 == 1) {                                                                          \
+      const float x = ar[0];                                                                                    \
+      for (int32_t i = 0; i < cols; i++) { const float y = br[i]; o[i] = (EXPR); }                              \
+    } else {                                                                                                    \
+      for (int32_t i = 0; i < cols; i++) { const float x = ar[(int64_t)i * as1], y = br[(int64_t)i * bs1];      \
+        o[i] = (EXPR); }                                                                                        \
+    }                                                                                                           \
+  }
+
+void arc_binary2d(int32_t op, const float *a, int32_t as0, int32_t as1, const float *b, int32_t bs0, int32_t bs1,
+                  float *out, int32_t rows, int32_t cols) {
+  switch (op) {
+    case B_ADD: BIN_LOOP(x + y) break;
+    case B_SUB: BIN_LOOP(x - y) break;
+    case B_MUL: BIN_LOOP(x * y) break;
+    case B_DIV: BIN_LOOP(x / y) break;
+    case B_MAX: BIN_LOOP((x != x || y != y) ? NAN : x >= y ? x : y) break;
+    case B_MIN: BIN_LOOP((x != x || y != y) ? NAN : x <= y ? x : y) break;
+    case B_GT: BIN_LOOP(x > y ? 1.0f : 0.0f) break;
+    case B_GE: BIN_LOOP(x >= y ? 1.0f : 0.0f) break;
+    case B_LT: BIN_LOOP(x < y ? 1.0f : 0.0f) break;
+    case B_LE: BIN_LOOP(x <= y ? 1.0f : 0.0f) break;
+    case B_EQ: BIN_LOOP(x == y ? 1.0f : 0.0f) break;
+  }
+}
+
+// ---- Reductions ----------------------------------------------------------------------------------------------
+// out[r·os0 + c·os1] += alpha · x[r, c] for contiguous x [rows, cols]: the adjoint of a 2-D broadcast. os1 = 0 sums
+// each row (conv bias grads), os0 = 0 sums columns (linear bias grads), both nonzero adds elementwise.
+void arc_sum_to2d(const float *restrict x, int32_t rows, int32_t cols, float *restrict out, int32_t os0,
+                  int32_t os1, double alpha) {
+  if (os1 == 0) {
+    for (int32_t r = 0; r < rows; r++) {
+      const float *xr = x + (int64_t)r * cols;
+      // Double partial sums in 8 lanes (vectorized); cpu.ts sums in double too, so float results agree.
+      double acc[8] = {0};
+      int32_t i = 0;
+      for (; i + 8 <= cols; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += xr[i + k];
+      double s = 0;
+      for (; i < cols; i++) s += xr[i];
+      s += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      float *o = out + (int64_t)r * os0;
+      *o = (float)(*o + alpha * s);
+    }
+  } else if (os1 == 1) {
+    for (int32_t r = 0; r < rows; r++) {
+      const float *xr = x + (int64_t)r * cols;
+      float *o = out + (int64_t)r * os0;
+      if (alpha == 1.0) for (int32_t i = 0; i < cols; i++) o[i] += xr[i];
+      else for (int32_t i = 0; i < cols; i++) o[i] = (float)(o[i] + alpha * xr[i]);
+    }
+  } else {
+    for (int32_t r = 0; r < rows; r++)
+      for (int32_t i = 0; i < cols; i++) {
+        float *o = out + (int64_t)r * os0 + (int64_t)i * os1;
+        *o = (float)(*o + alpha * x[(int64_t)r * cols + i]);
+      }
+  }
+}
+
+// ---- Strided copy (up to 6 dims; geo = shape[6], src strides[6], dst strides[6]) -----------------------------
+void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, const int32_t *geo, int32_t accumulate) {
+  const int32_t *d = geo, *s = geo + 6, *t = geo + 12;
+  const int32_t n = d[5];
+  const int64_t ss = s[5], sd = t[5];
+  for (int32_t i0 = 0; i0 < d[0]; i0++)
+    for (int32_t i1 = 0; i1 < d[1]; i1++)
+      for (int32_t i2 = 0; i2 < d[2]; i2++)
+        for (int32_t i3 = 0; i3 < d[3]; i3++)
+          for (int32_t i4 = 0; i4 < d[4]; i4++) {
+            const float *a = src + src_off + (int64_t)i0 * s[0] + (int64_t)i1 * s[1] + (int64_t)i2 * s[2] +
+                             (int64_t)i3 * s[3] + (int64_t)i4 * s[4];
+            float *b = dst + dst_off + (int64_t)i0 * t[0] + (int64_t)i1 * t[1] + (int64_t)i2 * t[2] +
+                       (int64_t)i3 * t[3] + (int64_t)i4 * t[4];
+            if (accumulate) {
+              if (ss == 1 && sd == 1) for (int32_t i = 0; i < n; i++) b[i] += a[i];
+              else for (int32_t i = 0; i < n; i++) b[i * sd] += a[i * ss];
+            } else if (ss == 1 && sd == 1) {
+              memcpy(b, a, (size_t)n * sizeof(float));
+            } else if (ss == 0) {
+              const float v = a[0];
+              for (int32_t i = 0; i < n; i++) b[i * sd] = v;
+            } else if (sd == 1) {
+              for (int32_t i = 0; i < n; i++) b[i] = a[i * ss];
+            } else {
+              for (int32_t i = 0; i < n; i++) b[i * sd] = a[i * ss];
+            }
+          }
+}
+
+// ---- im2col / col2im (geo = batch, channels, height, width, kh, kw, sh, sw, ph, pw, oh, ow) -------------------
+void arc_im2col(const float *restrict x, const int32_t *geo, float *restrict col) {
+  const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
+                PH = geo[8], PW = geo[9], OH = geo[10], OW = geo[11];
+  const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
+  for (int32_t c = 0; c < C; c++)
+    for (int32_t ki = 0; ki < KH; ki++)
+      for (int32_t kj = 0; kj < KW; kj++) {
+        const int64_t row = ((int64_t)(c * KH + ki) * KW + kj) * cols;
+        for (int32_t b = 0; b < N; b++) {
+          const float *xb = x + ((int64_t)b * C + c) * hw;
+          float *o = col + row + b * P;
+          for (int32_t oh = 0; oh < OH; oh++, o += OW) {
+            const int32_t ih = oh * SH + ki - PH;
+            if (ih < 0 || ih >= H) { memset(o, 0, (size_t)OW * sizeof(float)); continue; }
+            const float *xr = xb + (int64_t)ih * W;
+            const int32_t iw0 = kj - PW;
+            if (iw0 >= 0 && iw0 + (OW - 1) * SW < W) {
+              if (SW == 1) memcpy(o, xr + iw0, (size_t)OW * sizeof(float));
+              else for (int32_t ow = 0; ow < OW; ow++) o[ow] = xr[iw0 + ow * SW];
+            } else {
+              for (int32_t ow = 0; ow < OW; ow++) {
+                const int32_t iw = iw0 + ow * SW;
+                o[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.0f;
+              }
+            }
+          }
+        }
+      }
+}
+
+void arc_col2im(const float *restrict col, const int32_t *geo, float *restrict dx) {
+  const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
+                PH = geo[8], PW = geo[9], OH = geo[10], OW = geo[11];
+  const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
+  for (int32_t c = 0; c < C; c++)
+    for (int32_t ki = 0; ki < KH; ki++)
+      for (int32_t kj = 0; kj < KW; kj++) {
+        const int64_t row = ((int64_t)(c * KH + ki) * KW + kj) * cols;
+        for (int32_t b = 0; b < N; b++) {
+          float *xb = dx + ((int64_t)b * C + c) * hw;
+          const float *o = col + row + b * P;
+          for (int32_t oh = 0; oh < OH; oh++, o += OW) {
+            const int32_t ih = oh * SH + ki - PH;
+            if (ih < 0 || ih >= H) continue;
+            float *xr = xb + (int64_t)ih * W;
+            const int32_t iw0 = kj - PW;
+            if (iw0 >= 0 && iw0 + (OW - 1) * SW < W) {
+              for (int32_t ow = 0; ow < OW; ow++) xr[iw0 + ow * SW] += o[ow];
+            } else {
+              for (int32_t ow = 0; ow < OW; ow++) {
+                const int32_t iw = iw0 + ow * SW;
+                if (iw >= 0 && iw < W) xr[iw] += o[ow];
+              }
+            }
+          }
+        }
+      }
+}
