@@ -407,6 +407,14 @@ async function main(argv: string[]): Promise<void> {
   const envId = `ALE/${romIdToName(game)}-nature-v5`;
   const kwargs = envKwargs(game, sticky);
   const run: AtariRun = { game, envId, algo, kwargs, dueling: false };
+  if (v.resume) {
+    const before: Partial<AtariRun> = JSON.parse(await Deno.readTextFile(`${runDir}/atari.json`).catch(() => "{}"));
+    for (const [flag, key] of [["env", "game"], ["algo", "algo"]] as const) {
+      if (before[key] !== undefined && before[key] !== run[key]) {
+        fail(`--${flag} ${run[key]} differs from the run being resumed (${runDir}: ${before[key]})`);
+      }
+    }
+  }
   await Deno.mkdir(runDir, { recursive: true });
   await writeJsonAtomic(`${runDir}/atari.json`, run);
   // Workers import only the ALE module: it registers the `-nature-v5` ids they build their envs from.

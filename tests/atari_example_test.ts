@@ -66,11 +66,11 @@ Deno.test("examples/atari.ts: DQN on Pong trains, then --enjoy --save-video reco
 Deno.test("examples/atari.ts: A2C on SpaceInvaders logs game scores, evaluates and resumes", async () => {
   const trainDir = await Deno.makeTempDir();
   const common = ["--env", "ALE/SpaceInvaders-v5", "--num-envs", "4", "--train-dir", trainDir];
-  const train = await runExample([...common, "--train-for-env-steps", "2000", "--no-video"]);
+  const train = await runExample([...common, "--train-for-env-steps", "1600", "--no-video"]);
   assert.equal(train.code, 0, train.stderr.slice(-3000));
   assert.match(train.stdout, /with A2C: 4 envs \(worker\)/, "A2C is SpaceInvaders' default, in Workers");
   const runDir = `${trainDir}/space_invaders__a2c__1`;
-  const { tensors, metrics } = await checkRunDir(runDir, "a2c", 2000);
+  const { tensors, metrics } = await checkRunDir(runDir, "a2c", 1600);
   assert.deepEqual(tensors["model.actor.weight"].shape, [6, 512]);
   // Space Invaders scores 5-30 a hit: returns above 1 per step show the rewards were clipped only for learning.
   const returns = metrics.filter((m) => "charts/episodic_return" in m).map((m) => m["charts/episodic_return"]);
@@ -80,11 +80,14 @@ Deno.test("examples/atari.ts: A2C on SpaceInvaders logs game scores, evaluates a
   assert.equal(enjoy.code, 0, enjoy.stderr.slice(-3000));
   assert.match(enjoy.stdout, /reward: [\d.]+ ± [\d.]+ over 1 episodes/);
 
-  const resumed = await runExample([...common, "--train-for-env-steps", "2400", "--resume", "--no-video"]);
+  const mismatch = await runExample([...common, "--algo", "ppo", "--experiment", "space_invaders__a2c__1", "--resume"]);
+  assert.equal(mismatch.code, 2, mismatch.stderr);
+  assert.match(mismatch.stderr, /--algo ppo differs from the run being resumed .*: a2c/);
+  const resumed = await runExample([...common, "--train-for-env-steps", "1800", "--resume", "--no-video"]);
   assert.equal(resumed.code, 0, resumed.stderr.slice(-3000));
   const steps = readMetrics(runDir).map((m) => m.step);
-  assert.equal(steps.at(-1), 2400);
-  assert.ok(steps.every((s, k) => k === 0 || s >= steps[k - 1]), `steps continue from 2000: ${steps}`);
+  assert.equal(steps.at(-1), 1800);
+  assert.ok(steps.every((s, k) => k === 0 || s >= steps[k - 1]), `steps continue from 1600: ${steps}`);
   await Deno.remove(trainDir, { recursive: true });
 });
 
