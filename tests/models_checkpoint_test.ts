@@ -1,5 +1,6 @@
 // safetensors: round trips within TS and with Python's `safetensors` package; checkpoints with optimizer state.
 import assert from "node:assert/strict";
+import { pythonPath } from "./_python.ts";
 import {
   Adam,
   Conv2d,
@@ -43,9 +44,11 @@ save_file({
 async function python(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let out;
   try {
-    out = await new Deno.Command("python3", { args, stdout: "piped", stderr: "piped" }).output();
+    out = await new Deno.Command(pythonPath(), { args, stdout: "piped", stderr: "piped" }).output();
   } catch (err) {
-    throw new Error("python3 not found: install Python 3, then `pip install safetensors numpy`", { cause: err });
+    throw new Error(`${pythonPath()} not found: run \`deno run -A tests/setup.ts\` (makes the test venv)`, {
+      cause: err,
+    });
   }
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
