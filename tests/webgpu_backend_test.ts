@@ -155,7 +155,10 @@ for (const kind of ["blocked", "tiled"] as const) {
     const prev = setWebGpuGemmKernel(kind);
     try {
       const rng = new Rng(4);
-      for (const [m, n, k] of [[1, 1, 1], [37, 29, 53], [64, 64, 64], [5, 130, 70], [70, 3, 1]]) {
+      // Sizes cover the vec4 paths (leading dims multiple of 4), a K % 4 tail, and ragged edges.
+      for (
+        const [m, n, k] of [[1, 1, 1], [37, 29, 53], [64, 64, 64], [12, 16, 22], [16, 8, 13], [5, 130, 70], [70, 3, 1]]
+      ) {
         for (const tA of [false, true]) {
           for (const tB of [false, true]) {
             const a = randArray(m * k, rng), b = randArray(k * n, rng);

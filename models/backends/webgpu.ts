@@ -572,9 +572,12 @@ function gemm(
   const tile = kind === "tiled" ? 64 : 32;
   const groups = [Math.ceil(n / tile), Math.ceil(m / tile)];
   if (groups[0] > 65535 || groups[1] > 65535) throw new Error(`webgpu gemm: ${m}x${n} output is too large to dispatch`);
-  const source = kind === "tiled" ? () => K.gemmTiledSource(transA, transB) : () => K.gemmBlockedSource(transA, transB);
+  const vecA = kind === "blocked" && lda % 4 === 0, vecB = kind === "blocked" && ldb % 4 === 0;
+  const source = kind === "tiled"
+    ? () => K.gemmTiledSource(transA, transB)
+    : () => K.gemmBlockedSource(transA, transB, vecA, vecB);
   const params = [m, n, k, lda, ldb, ldc, f32bits(alpha), beta === 0 ? 0 : f32bits(beta)];
-  p.step(`gemm:${kind}:${transA}:${transB}`, source, params, [ba, bb], [bc], groups);
+  p.step(`gemm:${kind}:${transA}:${transB}:${vecA}:${vecB}`, source, params, [ba, bb], [bc], groups);
   p.run();
 }
 

@@ -252,47 +252,83 @@ function gemmAccess(transA: boolean, transB: boolean): string {
   return `
 fn A_(i: u32, p: u32) -> f32 { return a[${transA ? "p * P[3] + i" : "i * P[3] + p"}]; }
 fn B_(p: u32, j: u32) -> f32 { return b[${transB ? "j * P[4] + p" : "p * P[4] + j"}]; }
+` + STORE_C;
+}
+
+const STORE_C = `
 fn store_(r: u32, col: u32, v: f32) {
   let idx = r * P[5] + col;
   if (P[7] == 0u) { c[idx] = pf(6u) * v; } else { c[idx] = pf(6u) * v + pf(7u) * c[idx]; }
 }
 `;
-}
 
 /**
- * Register-blocked GEMM: each thread owns a 4×4 block of C and streams A and B from memory (no shared memory):
- * the fast one on CPU adapters (lavapipe), where workgroup barriers are expensive.
+ * Register-blocked GEMM: each thread owns a 4×4 block of C and streams A and B from memory (no shared memory): the
+ * fast one on CPU adapters (lavapipe), where workgroup barriers are expensive. K advances 4 at a time; with
+ * `vecA`/`vecB` (leading dimension a multiple of 4) an operand is read as 16-byte `vec4` loads: every WGSL access
+ * carries a bounds check, and on lavapipe those checks cost more than the arithmetic. A scalar loop finishes K % 4.
  * Params `[M, N, K, lda, ldb, ldc, alpha, beta]` (beta's raw bits: 0 means "ignore C").
  */
-export function gemmBlockedSource(transA: boolean, transB: boolean): string {
-  return header(["a", "b"], ["c"]) + gemmAccess(transA, transB) + `
+export function gemmBlockedSource(transA: boolean, transB: boolean, vecA = false, vecB = false): string {
+  const types: Record<string, string> = {};
+  if (vecA) types.a = "array<vec4<f32>>";
+  if (vecB) types.b = "array<vec4<f32>>";
+  const sa = vecA ? "a[k / 4u][k % 4u]" : "a[k]", sb = vecB ? "b[k / 4u][k % 4u]" : "b[k]";
+  // Scalar accessors: A(i, p) and B(p, j) of op(A), op(B).
+  const scalar = `
+fn aS(k: u32) -> f32 { return ${sa}; }
+fn bS(k: u32) -> f32 { return ${sb}; }
+fn A_(i: u32, p: u32) -> f32 { return aS(${transA ? "p * P[3] + i" : "i * P[3] + p"}); }
+fn B_(p: u32, j: u32) -> f32 { return bS(${transB ? "j * P[4] + p" : "p * P[4] + j"}); }
+`;
+  // av[q]: A(ra[q], p..p+3) for q in rows (as vec4 over the 4 p's); bt[pp]: B(p + pp, cb) (vec4 over columns).
+  let loadA: string;
+  if (vecA && !transA) loadA = "for (var q = 0u; q < 4u; q++) { av[q] = a[(ra[q] * lda + p) / 4u]; }";
+  else if (vecA && transA) {
+    loadA =
+      "var at: array<vec4<f32>, 4>;\n    for (var pp = 0u; pp < 4u; pp++) { at[pp] = a[((p + pp) * lda + r0) / 4u]; }\n" +
+      "    for (var q = 0u; q < 4u; q++) { av[q] = vec4<f32>(at[0][q], at[1][q], at[2][q], at[3][q]); }";
+  } else {loadA =
+      "for (var q = 0u; q < 4u; q++) { av[q] = vec4<f32>(A_(ra[q], p), A_(ra[q], p + 1u), A_(ra[q], p + 2u), A_(ra[q], p + 3u)); }";}
+  let loadB: string;
+  if (vecB && !transB) loadB = "for (var pp = 0u; pp < 4u; pp++) { bt[pp] = b[((p + pp) * ldb + c0) / 4u]; }";
+  else if (vecB && transB) {
+    loadB = "var bj: array<vec4<f32>, 4>;\n    for (var q = 0u; q < 4u; q++) { bj[q] = b[(cb[q] * ldb + p) / 4u]; }\n" +
+      "    for (var pp = 0u; pp < 4u; pp++) { bt[pp] = vec4<f32>(bj[0][pp], bj[1][pp], bj[2][pp], bj[3][pp]); }";
+  } else {loadB =
+      "for (var pp = 0u; pp < 4u; pp++) { bt[pp] = vec4<f32>(B_(p + pp, cb.x), B_(p + pp, cb.y), B_(p + pp, cb.z), B_(p + pp, cb.w)); }";}
+  return header(["a", "b"], ["c"], types) + scalar + STORE_C + `
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = P[0];
   let N = P[1];
   let K = P[2];
+  let lda = P[3];
+  let ldb = P[4];
   let r0 = gid.y * 4u;
   let c0 = gid.x * 4u;
   if (r0 >= M || c0 >= N) { return; }
   // Clamped indices: out-of-range rows/columns compute garbage that is never stored, with no branches in the loop.
   let ra = vec4<u32>(r0, min(r0 + 1u, M - 1u), min(r0 + 2u, M - 1u), min(r0 + 3u, M - 1u));
   let cb = vec4<u32>(c0, min(c0 + 1u, N - 1u), min(c0 + 2u, N - 1u), min(c0 + 3u, N - 1u));
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
-  for (var p = 0u; p < K; p = p + 1u) {
-    let av = vec4<f32>(A_(ra.x, p), A_(ra.y, p), A_(ra.z, p), A_(ra.w, p));
-    let bv = vec4<f32>(B_(p, cb.x), B_(p, cb.y), B_(p, cb.z), B_(p, cb.w));
-    acc0 = acc0 + av.x * bv;
-    acc1 = acc1 + av.y * bv;
-    acc2 = acc2 + av.z * bv;
-    acc3 = acc3 + av.w * bv;
+  var acc: array<vec4<f32>, 4>;
+  var av: array<vec4<f32>, 4>;
+  var bt: array<vec4<f32>, 4>;
+  let K4 = K - K % 4u;
+  for (var p = 0u; p < K4; p = p + 4u) {
+    ${loadA}
+    ${loadB}
+    for (var q = 0u; q < 4u; q++) {
+      acc[q] = acc[q] + av[q].x * bt[0] + av[q].y * bt[1] + av[q].z * bt[2] + av[q].w * bt[3];
+    }
   }
-  var rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var p = K4; p < K; p = p + 1u) {
+    let bv = vec4<f32>(B_(p, cb.x), B_(p, cb.y), B_(p, cb.z), B_(p, cb.w));
+    for (var q = 0u; q < 4u; q++) { acc[q] = acc[q] + A_(ra[q], p) * bv; }
+  }
   for (var r = 0u; r < 4u; r = r + 1u) {
     if (r0 + r >= M) { break; }
-    let v = rows[r];
+    let v = acc[r];
     for (var j = 0u; j < 4u; j = j + 1u) {
       if (c0 + j < N) { store_(r0 + r, c0 + j, v[j]); }
     }
@@ -390,15 +426,14 @@ export function col2imSource(): string {
   let c = (i / (W * H)) % C;
   let bi = i / (W * H * C);
   var s = 0.0;
-  for (var ki = 0u; ki < KH; ki = ki + 1u) {
-    let t = i32(h + PH) - i32(ki);
-    if (t < 0 || t % i32(SH) != 0) { continue; }
-    let oh = u32(t) / SH;
+  // Only kernel rows ki ≡ h + PH (mod SH) with ki <= h + PH land on an output row: step by the stride.
+  let th = h + PH;
+  let tw = w + PW;
+  for (var ki = th % SH; ki < KH && ki <= th; ki = ki + SH) {
+    let oh = (th - ki) / SH;
     if (oh >= OH) { continue; }
-    for (var kj = 0u; kj < KW; kj = kj + 1u) {
-      let u = i32(w + PW) - i32(kj);
-      if (u < 0 || u % i32(SW) != 0) { continue; }
-      let ow = u32(u) / SW;
+    for (var kj = tw % SW; kj < KW && kj <= tw; kj = kj + SW) {
+      let ow = (tw - kj) / SW;
       if (ow >= OW) { continue; }
       s = s + col[((c * KH + ki) * KW + kj) * NP + bi * Pp + oh * OW + ow];
     }
