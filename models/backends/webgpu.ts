@@ -14,9 +14,10 @@
  * adapters such as Mesa's lavapipe, chosen by `isFallbackAdapter` unless `setWebGpuGemmKernel` overrides it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { useBackend } from "../tensor.ts";
  * useBackend("webgpu"); // throws with an install hint when no adapter is available
+ * useBackend("cpu");
  * ```
  *
  * @module
@@ -112,7 +113,7 @@ function readMessage(r: { ctrl: Int32Array; msg: Uint8Array }): { kind?: string;
  * same device. Throws an error naming how to get an adapter when there is none.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { startWebGpu } from "./webgpu.ts";
  * console.log(startWebGpu().description); // "llvmpipe (LLVM 15.0.6, 256 bits)"
  * ```
@@ -172,11 +173,12 @@ export function webgpuInfo(): WebGpuInfo | null {
  * Counters since the device started; diff two snapshots to count a training step's submits and readbacks.
  *
  * @example
- * ```ts ignore
- * import { webgpuStats } from "./webgpu.ts";
+ * ```ts
+ * import { webgpuBackend, webgpuStats } from "./webgpu.ts";
  * const before = webgpuStats();
- * // ... one training step ...
- * console.log(webgpuStats().readbacks - before.readbacks);
+ * const x = new Float32Array([1, -2]);
+ * webgpuBackend.unary("relu", x, x, 0, 0);
+ * console.log(webgpuStats().readbacks - before.readbacks); // 1
  * ```
  */
 export function webgpuStats(): WebGpuStats {
@@ -194,7 +196,16 @@ export function webgpuStats(): WebGpuStats {
   };
 }
 
-/** Override the GEMM kernel choice (tests run both on one adapter); returns the previous setting. */
+/**
+ * Override the GEMM kernel choice (tests run both on one adapter); returns the previous setting.
+ *
+ * @example
+ * ```ts
+ * import { setWebGpuGemmKernel } from "./webgpu.ts";
+ * const prev = setWebGpuGemmKernel("tiled");
+ * setWebGpuGemmKernel(prev);
+ * ```
+ */
 export function setWebGpuGemmKernel(kind: GemmKernel): GemmKernel {
   const prev = gemmKernel;
   gemmKernel = kind;
@@ -217,7 +228,7 @@ export function stopWebGpu(): void {
  * The backend `"auto"` resolves to: WebGPU on a real (non-fallback) adapter, else `cpu`. Logs the choice once.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { autoBackend } from "./webgpu.ts";
  * import { cpuBackend } from "./cpu.ts";
  * const be = autoBackend(cpuBackend); // cpu on lavapipe or without any adapter
@@ -767,6 +778,14 @@ function logSoftmaxGrad(
 /**
  * The WebGPU backend instance (registered as `"webgpu"`). The device starts on first use; `useBackend("webgpu")`
  * starts it eagerly so a missing adapter fails at selection time.
+ *
+ * @example
+ * ```ts
+ * import { webgpuBackend } from "./webgpu.ts";
+ * const c = new Float32Array(4);
+ * webgpuBackend.gemm(false, false, 2, 2, 1, 1, new Float32Array([1, 2]), new Float32Array([3, 4]), 0, c);
+ * console.log(c); // [3, 4, 6, 8]
+ * ```
  */
 export const webgpuBackend: Backend = {
   name: "webgpu",

@@ -114,9 +114,29 @@ async function init(m: InitMessage): Promise<void> {
 async function exec(m: ExecMessage): Promise<void> {
   const dev = device!;
   if (m.arena) arena = new Uint8Array(m.arena);
-  dev.pushErrorScope("validation");
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const bufs = m.bufs.map((b) => take(storagePool, b.bytes, usage));
+  const params = take(storagePool, Math.max(256, m.steps.length * 256), usage);
+  dev.pushErrorScope("validation");
+  let scoped = true;
+  try {
+    await run(dev, m, bufs, params, usage, () => (scoped = false));
+  } finally {
+    if (scoped) await dev.popErrorScope().catch(() => null); // keep the scope stack balanced after a throw
+    for (const b of bufs) give(storagePool, b);
+    give(storagePool, params);
+  }
+  reply(STATUS.ok);
+}
+
+async function run(
+  dev: GPUDevice,
+  m: ExecMessage,
+  bufs: GPUBuffer[],
+  params: GPUBuffer,
+  usage: number,
+  popped: () => void,
+): Promise<void> {
   const encoder = dev.createCommandEncoder();
   m.bufs.forEach((b, i) => {
     if (b.upload >= 0) {
@@ -126,7 +146,6 @@ async function exec(m: ExecMessage): Promise<void> {
     } else if (b.zero) encoder.clearBuffer(bufs[i], 0, sizeClass(b.bytes));
   });
   // One params buffer per call: step i reads its 256-byte slot (the storage offset alignment).
-  const params = take(storagePool, Math.max(256, m.steps.length * 256), usage);
   const pbytes = new Uint8Array(m.steps.length * 256);
   m.steps.forEach((s, i) =>
     pbytes.set(new Uint8Array(s.params.buffer, s.params.byteOffset, s.params.byteLength), i * 256)
@@ -164,6 +183,7 @@ async function exec(m: ExecMessage): Promise<void> {
   dev.queue.submit([encoder.finish()]);
   stats[STAT.submits]++;
   const err = await dev.popErrorScope();
+  popped();
   if (err) throw new Error(`WebGPU validation error: ${err.message}`);
   if (reads.length > 0) {
     // All maps in flight together: Deno's mapAsync sleeps ~10 ms per wait, so one wait covers every output.
@@ -177,9 +197,6 @@ async function exec(m: ExecMessage): Promise<void> {
       give(stagingPool, st);
     }
   }
-  for (const b of bufs) give(storagePool, b);
-  give(storagePool, params);
-  reply(STATUS.ok);
 }
 
 // node:worker_threads rather than a web Worker: only it can be unref'd, and a web Worker that has mapped a buffer

@@ -6,6 +6,14 @@
  * Elementwise kernels use 256 threads per workgroup and a 2-D grid (`i = gid.x + gid.y * 256 * nwg.x`), so any
  * length fits under the 65,535-workgroups-per-dimension limit.
  *
+ * @example
+ * ```ts
+ * import { gemmBlockedSource, unarySource } from "./kernels.ts";
+ * const relu = unarySource("relu"); // WGSL text: bindings P, x, out
+ * const gemm = gemmBlockedSource(false, true, true, true); // C = A·Bᵀ with vec4 loads
+ * console.log(relu.includes("@compute"), gemm.length > 0);
+ * ```
+ *
  * @module
  */
 
