@@ -21,7 +21,8 @@ import {
   tensor,
 } from "../models/mod.ts";
 import process from "node:process";
-import { gemm, rawBlasSgemm } from "../models/backends/cpu.ts";
+import { cpuBackend, gemm, rawBlasSgemm } from "../models/backends/cpu.ts";
+import { setNativeKernelsEnabled } from "../models/backends/native/native.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../models/backends/blas/ffi.ts";
 
@@ -39,8 +40,11 @@ function time(fn: () => void, reps: number, warmup = 2): number {
   return timeBoth(fn, reps, warmup).wall;
 }
 
-/** Median wall-clock and process CPU ms per call (CPU time is what a loaded machine cannot inflate by preemption). */
-function timeBoth(fn: () => void, reps: number, warmup = 2): { wall: number; cpu: number } {
+/**
+ * Median wall-clock and process CPU ms per call (CPU time is what a loaded machine cannot inflate by preemption), and
+ * the minimum wall-clock (the least disturbed run on a shared machine).
+ */
+function timeBoth(fn: () => void, reps: number, warmup = 2): { wall: number; cpu: number; min: number } {
   for (let i = 0; i < warmup; i++) fn();
   const walls: number[] = [], cpus: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -51,11 +55,24 @@ function timeBoth(fn: () => void, reps: number, warmup = 2): { wall: number; cpu
     const c1 = process.cpuUsage(c0);
     cpus.push((c1.user + c1.system) / 1000);
   }
-  return { wall: median(walls), cpu: median(cpus) };
+  return { wall: median(walls), cpu: median(cpus), min: Math.min(...walls) };
 }
 
-function fmtTime(t: { wall: number; cpu: number }, digits = 2): string {
-  return `${t.wall.toFixed(digits)} ms (process CPU ${t.cpu.toFixed(digits)} ms)`;
+function fmtTime(t: { wall: number; cpu: number; min: number }, digits = 2): string {
+  return `min ${t.min.toFixed(digits)} ms, median ${t.wall.toFixed(digits)} ms (process CPU ${
+    t.cpu.toFixed(digits)
+  } ms)`;
+}
+
+/** `fn` timed with the native kernels, then with the TypeScript kernels. */
+function nativeVsTs(fn: () => void, reps: number): string {
+  const native = timeBoth(fn, reps);
+  setNativeKernelsEnabled(false);
+  const ts = timeBoth(fn, reps);
+  setNativeKernelsEnabled(true);
+  return `native min ${native.min.toFixed(3)} ms, TS min ${ts.min.toFixed(3)} ms (${
+    (ts.min / native.min).toFixed(1)
+  }x)`;
 }
 
 function rand(n: number, rng: Rng): Float32Array {
@@ -65,6 +82,7 @@ function rand(n: number, rng: Rng): Float32Array {
 const rng = new Rng(0);
 const info = cpuInfo();
 console.log(`cpu backend: blas=${info.blas ?? "none"} core=${info.core} threads=${info.threads} (${info.note})`);
+console.log(`native kernels: ${info.kernels ?? "none (TypeScript kernels)"} (${info.kernelsNote})`);
 try {
   console.log(
     `load average at start: ${
@@ -143,6 +161,67 @@ for (const [name, m, n, k, tb] of shapes) {
   );
 }
 
+// ---- Non-GEMM kernels: native (kernels.c) vs TypeScript --------------------------------------------------------
+{
+  const reps = quick ? 5 : 20;
+  const n = 1_700_000; // Nature-CNN parameter count
+  const p = rand(n, rng), g = rand(n, rng);
+  const adam = new Adam([tensor(p)], { lr: 2.5e-4, eps: 1e-5 });
+  const pt = adam.params[0];
+  pt.grad = tensor(g);
+  console.log(`kernel Adam step 1.7M params: ${nativeVsTs(() => adam.step(), reps)}`);
+  const x = rand(1 << 20, rng), y = new Float32Array(1 << 20), gy = rand(1 << 20, rng), gx = new Float32Array(1 << 20);
+  for (const op of ["tanh", "sigmoid", "elu", "relu"] as const) {
+    console.log(`kernel ${op} 1M: ${nativeVsTs(() => cpuBackend.unary(op, x, y, 1, 0), reps)}`);
+  }
+  console.log(`kernel tanh grad 1M: ${nativeVsTs(() => cpuBackend.unaryGrad("tanh", x, y, gy, gx, 1, 0), reps)}`);
+  const bias = new Float32Array(64);
+  console.log(
+    `kernel conv bias grad [64, 32·49] → [64]: ${
+      nativeVsTs(() => cpuBackend.sumTo(x.subarray(0, 64 * 1568), [64, 1568], bias, [64, 1], 1), reps)
+    }`,
+  );
+  const lb = new Float32Array(512);
+  console.log(
+    `kernel linear bias grad [32, 512] → [512]: ${
+      nativeVsTs(() => cpuBackend.sumTo(x.subarray(0, 32 * 512), [32, 512], lb, [512], 1), reps * 10)
+    }`,
+  );
+  const img = rand(32 * 4 * 84 * 84, rng), col = new Float32Array(256 * 32 * 400);
+  const geo = {
+    batch: 32,
+    channels: 4,
+    height: 84,
+    width: 84,
+    kernelH: 8,
+    kernelW: 8,
+    strideH: 4,
+    strideW: 4,
+    padH: 0,
+    padW: 0,
+    outH: 20,
+    outW: 20,
+  };
+  console.log(`kernel im2col conv1 B=32: ${nativeVsTs(() => cpuBackend.im2col(img, geo, col), reps)}`);
+  // Space-to-depth of conv1's input (stride 4): the 6-D strided copy conv2d "flat" uses.
+  const S = new Float32Array(img.length);
+  console.log(
+    `kernel space-to-depth conv1 B=32: ${
+      nativeVsTs(() =>
+        cpuBackend.copyStrided(
+          img,
+          0,
+          [7056, 28224, 336, 84, 1, 4],
+          [4, 32, 21, 4, 4, 21],
+          S,
+          0,
+          [225792, 441, 21, 56448, 14112, 1],
+          false,
+        ), reps)
+    }`,
+  );
+}
+
 // ---- Networks ------------------------------------------------------------------------------------------------
 function natureCnn(actions: number): Sequential {
   const g = Math.SQRT2;
@@ -177,6 +256,9 @@ function input(shape: number[]): Tensor {
   };
   const reps = quick ? 5 : 20;
   console.log(`nature-cnn train step B=32 (fwd+bwd+Adam): ${fmtTime(timeBoth(train, reps))} (goal <= 25)`);
+  setNativeKernelsEnabled(false);
+  console.log(`nature-cnn train step B=32, TypeScript kernels: ${fmtTime(timeBoth(train, reps))}`);
+  setNativeKernelsEnabled(true);
   const inf1 = timeBoth(() => noGrad(() => net.forward(x1)), reps * 10);
   console.log(`nature-cnn inference B=1: ${fmtTime(inf1, 3)} (goal <= 0.5)`);
   console.log(`nature-cnn inference B=32: ${fmtTime(timeBoth(() => noGrad(() => net.forward(x32)), reps))}`);
@@ -209,6 +291,9 @@ function input(shape: number[]): Tensor {
   };
   const reps = quick ? 5 : 20;
   console.log(`doom encoder+GRU(512) train step B=32 (fwd+bwd+Adam): ${fmtTime(timeBoth(train, reps))}`);
+  setNativeKernelsEnabled(false);
+  console.log(`doom encoder+GRU(512) train step B=32, TypeScript kernels: ${fmtTime(timeBoth(train, reps))}`);
+  setNativeKernelsEnabled(true);
   const inf1 = timeBoth(() => noGrad(() => forward(x1, h1)), reps * 10);
   console.log(`doom encoder+GRU(512) inference B=1: ${fmtTime(inf1, 3)}`);
   console.log(

@@ -10,7 +10,7 @@ import { broadcastStrides, contiguousStrides } from "../primitives.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } from "./blas/ffi.ts";
 import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
-import { nativeKernels } from "./native/native.ts";
+import { nativeKernels, nativeKernelsInfo } from "./native/native.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Native kernels (kernels.c): vectorized C for the memory-bound loops; the TypeScript loops below are the fallback.
@@ -104,6 +104,10 @@ export interface CpuInfo {
   threads: number;
   /** Why this choice was made (forced core type, self-test result, load error). */
   note: string;
+  /** Path of the native kernel library (kernels.c) used for the non-GEMM loops, or null for TypeScript kernels. */
+  kernels: string | null;
+  /** How the native kernels were found or built, or why they are not used. */
+  kernelsNote: string;
 }
 
 function ffiGranted(): boolean {
@@ -239,7 +243,8 @@ function blas(): BlasState {
  */
 export function cpuInfo(): CpuInfo {
   const s = blas();
-  return { blas: s.path, core: s.core, threads: s.maxThreads, note: s.note };
+  const k = nativeKernelsInfo();
+  return { blas: s.path, core: s.core, threads: s.maxThreads, note: s.note, kernels: k.path, kernelsNote: k.note };
 }
 
 /**
