@@ -140,8 +140,8 @@ async function run(
   const encoder = dev.createCommandEncoder();
   m.bufs.forEach((b, i) => {
     if (b.upload >= 0) {
-      // writeBuffer wants an unshared source on some builds; the copy is cheap next to the dispatch.
-      dev.queue.writeBuffer(bufs[i], 0, arena.slice(b.upload, b.upload + b.bytes));
+      // Straight from the shared arena (Deno accepts shared memory here; the DOM types do not say so).
+      dev.queue.writeBuffer(bufs[i], 0, arena as Uint8Array<ArrayBuffer>, b.upload, b.bytes);
       stats[STAT.uploadBytes] += b.bytes;
     } else if (b.zero) encoder.clearBuffer(bufs[i], 0, sizeClass(b.bytes));
   });
