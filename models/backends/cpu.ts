@@ -88,9 +88,15 @@ interface BlasState {
 
 /**
  * GEMMs with fewer multiply-adds (M·N·K) run on one BLAS thread: below this, OpenBLAS's thread hand-off costs more
- * than the second core saves (MLP layers, batch-1 convs run ~2x slower on 2 threads, worse on a loaded machine).
+ * than the second core saves (measured on 2 cores: 2048x64x4 is 1.6x slower on 2 threads, 256x64x64 10% slower,
+ * 512x64x64 15% faster; on a loaded machine 2 threads lose at every size).
  */
-const SMALL_GEMM_WORK = 4 * 1024 * 1024;
+const SMALL_GEMM_WORK = 2 * 1024 * 1024;
+/**
+ * Batch-1 GEMVs reading at least this many matrix elements use every thread: they are memory-bound and two cores
+ * stream twice the bandwidth (Nature-CNN fc 512x3136: 0.29 → 0.15 ms even on a loaded machine).
+ */
+const LARGE_GEMV_ELEMENTS = 512 * 1024;
 
 let blasState: BlasState | undefined;
 
@@ -302,8 +308,9 @@ export function gemm(
     gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
     return;
   }
-  if (s.maxThreads > 1) pickThreads(s, lib, m * n * k);
-  if (m === 1 && !transA && n > 1) {
+  const gemv = m === 1 && !transA && n > 1;
+  if (s.maxThreads > 1) pickThreads(s, lib, gemv && n * k >= LARGE_GEMV_ELEMENTS ? Infinity : m * n * k);
+  if (gemv) {
     // Row vector times matrix (batch-1 inference): GEMV streams the matrix once, GEMM packs it first.
     if (beta === 0) c.fill(0, 0, n); // some OpenBLAS versions compute 0 * NaN for beta = 0 in GEMV
     if (transB) lib.symbols.cblas_sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
