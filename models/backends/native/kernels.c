@@ -255,7 +255,8 @@ void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, c
               if (ss == 1 && sd == 1) for (int32_t i = 0; i < n; i++) b[i] += a[i];
               else for (int32_t i = 0; i < n; i++) b[i * sd] += a[i * ss];
             } else if (ss == 1 && sd == 1) {
-              memcpy(b, a, (size_t)n * sizeof(float));
+              if (n >= 64) memcpy(b, a, (size_t)n * sizeof(float));
+              else for (int32_t i = 0; i < n; i++) b[i] = a[i];
             } else if (ss == 0) {
               const float v = a[0];
               for (int32_t i = 0; i < n; i++) b[i * sd] = v;
@@ -285,7 +286,8 @@ void arc_im2col(const float *restrict x, const int32_t *geo, float *restrict col
             const float *xr = xb + (int64_t)ih * W;
             const int32_t iw0 = kj - PW;
             if (iw0 >= 0 && iw0 + (OW - 1) * SW < W) {
-              if (SW == 1) memcpy(o, xr + iw0, (size_t)OW * sizeof(float));
+              // Rows are short (7-20 outputs): an inline loop beats a memcpy call here.
+              if (SW == 1) for (int32_t ow = 0; ow < OW; ow++) o[ow] = xr[iw0 + ow];
               else for (int32_t ow = 0; ow < OW; ow++) o[ow] = xr[iw0 + ow * SW];
             } else {
               for (int32_t ow = 0; ow < OW; ow++) {
