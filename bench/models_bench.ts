@@ -1,6 +1,7 @@
 // Tensor-library benchmarks: GEMM throughput (BLAS wrapper vs raw cblas_sgemm vs pure TS) and end-to-end
 // Nature-CNN / Doom-encoder training and inference steps.
-// Run: deno run -A bench/models_bench.ts [--quick] [--threads=N]   (ARCADIA_NO_BLAS=1 for the pure-TS backend)
+// Run: deno run -A bench/models_bench.ts [--quick] [--threads=N]   (ARCADIA_NO_BLAS=1 for the pure-TS backend,
+// ARCADIA_NO_NATIVE_KERNELS=1 for the TypeScript non-GEMM kernels; "native vs TS" lines compare both in-process)
 import {
   Adam,
   Conv2d,

@@ -1,6 +1,9 @@
 /**
- * The CPU backend: TypeScript kernels over `Float32Array`, with GEMM (and so conv and linear layers) through OpenBLAS
- * when FFI is allowed and a library is found, else through the pure-TypeScript GEMM.
+ * The CPU backend: kernels over `Float32Array`, with GEMM (and so conv and linear layers) through OpenBLAS when FFI is
+ * allowed and a library is found, else through the pure-TypeScript GEMM. The memory-bound loops around GEMM
+ * (activations, broadcasting, bias-grad reductions, strided copies, im2col) run in our native kernel library
+ * (`native/kernels.c`, built into the cache on first use) for arrays of 256+ elements, else in the TypeScript loops
+ * below, which compute the same values (`ARCADIA_NO_NATIVE_KERNELS=1` forces them).
  *
  * @module
  */
