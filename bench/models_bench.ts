@@ -18,6 +18,7 @@ import {
   setBlasThreads,
   square,
   sub,
+  Tanh,
   type Tensor,
   tensor,
 } from "../models/mod.ts";
@@ -220,6 +221,29 @@ for (const [name, m, n, k, tb] of shapes) {
           false,
         ), reps)
     }`,
+  );
+}
+
+// ---- Small MLP (CleanRL PPO on CartPole: 4 → 64 → 64 → 2, tanh) --------------------------------------------------
+{
+  const mlp = new Sequential([
+    new Linear(4, 64, { rng }),
+    new Tanh(),
+    new Linear(64, 64, { rng }),
+    new Tanh(),
+    new Linear(64, 2, { rng }),
+  ]);
+  const opt = new Adam(mlp.parameters(), { lr: 2.5e-4, eps: 1e-5 });
+  const x = input([128, 4]), target = input([128, 2]);
+  const train = () => {
+    opt.zeroGrad();
+    mean(square(sub(mlp.forward(x), target))).backward();
+    opt.step();
+  };
+  console.log(`mlp 4-64-64-2 tanh train step B=128: ${nativeVsTs(train, quick ? 200 : 1000)}`);
+  const x1 = input([1, 4]);
+  console.log(
+    `mlp 4-64-64-2 tanh inference B=1: ${nativeVsTs(() => noGrad(() => mlp.forward(x1)), quick ? 500 : 2000)}`,
   );
 }
 
