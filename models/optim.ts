@@ -37,7 +37,7 @@ abstract class BaseOptimizer implements Optimizer {
   lr: number;
   readonly params: readonly Tensor[];
   protected t = 0;
-  protected readonly buffers = new Map<string, Float32Array>();
+  protected readonly buffers: Map<string, Float32Array> = new Map();
 
   constructor(params: readonly Tensor[], lr: number) {
     if (params.length === 0) throw new Error("optimizer: got an empty parameter list");

@@ -120,7 +120,7 @@ async function exec(m: ExecMessage): Promise<void> {
   dev.pushErrorScope("validation");
   let scoped = true;
   try {
-    await run(dev, m, bufs, params, usage, () => (scoped = false));
+    await run(dev, m, bufs, params, () => (scoped = false));
   } finally {
     if (scoped) await dev.popErrorScope().catch(() => null); // keep the scope stack balanced after a throw
     for (const b of bufs) give(storagePool, b);
@@ -134,7 +134,6 @@ async function run(
   m: ExecMessage,
   bufs: GPUBuffer[],
   params: GPUBuffer,
-  usage: number,
   popped: () => void,
 ): Promise<void> {
   const encoder = dev.createCommandEncoder();
