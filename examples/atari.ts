@@ -23,6 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { fail, intFlag, oneOf } from "./_cli.ts";
 import { A2C_DEFAULTS, type A2cOptions, trainA2c } from "../algos/a2c.ts";
 import { DQN_DEFAULTS, type DqnOptions, trainDqn } from "../algos/dqn.ts";
 import { type ActorCritic, NatureCnnActorCritic, NatureCnnQNetwork, type Policy } from "../algos/policies.ts";
@@ -101,28 +102,6 @@ Evaluation:
   --save-video                   record the first episode to replay.mp4 in the run directory
   --no-render                    accepted for Sample Factory compatibility (we never open a window)
   -h, --help                     show this help`;
-
-/** Exits with code 2 and a message that names the bad flag. */
-function fail(message: string): never {
-  console.error(`error: ${message}\n\nRun with --help for all options.`);
-  Deno.exit(2);
-}
-
-function intFlag(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-    fail(`--${name} must be an integer >= ${min}, got '${value}'`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(name: string, value: string, valid: readonly T[]): T {
-  if (!(valid as readonly string[]).includes(value)) {
-    fail(`--${name} must be one of ${valid.join(", ")}, got '${value}'`);
-  }
-  return value as T;
-}
 
 /** `pong`, `Pong`, `ALE/Pong-v5` or `ALE/Pong-nature-v5` → the ROM id `pong`. */
 function parseGame(value: string): string {

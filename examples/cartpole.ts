@@ -13,6 +13,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { fail as failWith, intFlag } from "./_cli.ts";
 import { type A2cOptions, trainA2c } from "../algos/a2c.ts";
 import { type DqnOptions, trainDqn } from "../algos/dqn.ts";
 import { evaluate } from "../algos/evaluate.ts";
@@ -75,16 +76,9 @@ Options:
   --no-tensorboard           write metrics.jsonl only
   -h, --help                 show this help`;
 
+/** Exits with code 2, naming the bad flag, then prints the usage. */
 function fail(message: string): never {
-  console.error(`error: ${message}\n\n${USAGE}`);
-  Deno.exit(2);
-}
-
-function intFlag(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}, got '${value}'`);
-  return n;
+  failWith(message, USAGE);
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -16,6 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { fail, intFlag, oneOf } from "./_cli.ts";
 import { type AppoOptions, evaluateAppo, loadAppoModel, trainAppo } from "../algos/appo/appo.ts";
 import { writePlots } from "../algos/plots.ts";
 import { writeJsonAtomic } from "../algos/_training.ts";
@@ -51,26 +52,6 @@ Evaluation:
   --save-video                   record the first episode to replay.mp4 in the run directory
   --no-render                    accepted for Sample Factory compatibility (we never open a window)
   -h, --help                     show this help`;
-
-/** Exits with code 2 and a message that names the bad flag. */
-function fail(message: string): never {
-  console.error(`error: ${message}\n\nRun with --help for all options.`);
-  Deno.exit(2);
-}
-
-function intFlag(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}, got '${value}'`);
-  return n;
-}
-
-function oneOf<T extends string>(name: string, value: string, valid: readonly T[]): T {
-  if (!(valid as readonly string[]).includes(value)) {
-    fail(`--${name} must be one of ${valid.join(", ")}, got '${value}'`);
-  }
-  return value as T;
-}
 
 function parse(argv: string[]) {
   try {
