@@ -193,3 +193,22 @@ Deno.test("ARCADIA_BLAS_THREADS sets the BLAS thread count", async () => {
   const info = await runChild(["-A"], { ARCADIA_BLAS_THREADS: "1" });
   if (info.blas !== null) assert.equal(info.threads, 1);
 });
+
+Deno.test("OpenBLAS stays mapped after the Worker that loaded it ends (no unload racing a fork handler)", async () => {
+  // A fresh process whose only BLAS user is one Worker, so nothing else keeps the library open.
+  const mod = new URL("../models/mod.ts", import.meta.url).href;
+  const worker = `import { cpuInfo } from ${JSON.stringify(mod)}; postMessage(Deno.realPathSync(cpuInfo().blas!));`;
+  const main = `
+const w = new Worker("data:application/typescript," + encodeURIComponent(${
+    JSON.stringify(worker)
+  }), { type: "module" });
+const path = await new Promise((r) => (w.onmessage = (e) => r(e.data)));
+w.terminate();
+await new Promise((r) => setTimeout(r, 300));
+console.log(JSON.stringify({ path, mapped: Deno.readTextFileSync("/proc/self/maps").includes(path) }));`;
+  const out = await new Deno.Command(Deno.execPath(), { args: ["eval", main], stdout: "piped", stderr: "piped" })
+    .output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const { path, mapped } = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.ok(mapped, `${path} was unloaded when its Worker ended`);
+});

@@ -140,6 +140,7 @@ export function openBlas(options: OpenBlasOptions = {}): OpenedBlas {
     if (forcedCore) Deno.env.set("OPENBLAS_CORETYPE", forcedCore);
     try {
       const lib = Deno.dlopen(path, BLAS_SYMBOLS);
+      pinLibrary(path);
       return { lib, path, forcedCore };
     } catch (err) {
       firstError ??= err;
@@ -153,6 +154,24 @@ export function openBlas(options: OpenBlasOptions = {}): OpenedBlas {
       "Install OpenBLAS (Debian: apt-get install libopenblas0-pthread) or set ARCADIA_BLAS=/path/to/libopenblas.so",
     { cause: firstError },
   );
+}
+
+/**
+ * Keeps OpenBLAS mapped until the process exits. Each Worker that closes its handle may drop the last reference, and
+ * OpenBLAS's unload destructor then shuts its threads down under the same lock as its fork handler: a thread that
+ * forks at that moment (spawning a Doom engine, `Deno.Command`) deadlocks with it. Measured: a test run hung in
+ * exactly that pair of stacks. `RTLD_NODELETE` through libc's own `dlopen` makes the unload never happen.
+ */
+function pinLibrary(path: string): void {
+  if (Deno.build.os !== "linux") return;
+  const RTLD_NOW = 0x2, RTLD_NODELETE = 0x1000;
+  try {
+    const libc = Deno.dlopen("libc.so.6", { dlopen: { parameters: ["buffer", "i32"], result: "pointer" } });
+    libc.symbols.dlopen(new TextEncoder().encode(path + "\0"), RTLD_NOW | RTLD_NODELETE);
+    libc.close();
+  } catch {
+    // Best effort: without the pin, only the unload-during-fork race remains.
+  }
 }
 
 /** Read a NUL-terminated C string returned by an optional OpenBLAS symbol. */
