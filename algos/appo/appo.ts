@@ -52,7 +52,7 @@ export interface AppoOptions {
   envKwargs?: Record<string, unknown>;
   /** Episode step limit override for `make`. */
   maxEpisodeSteps?: number;
-  /** Modules imported (here and in every worker) before `make`, so their env ids are registered. */
+  /** Modules imported (here and in every worker) before `make`, so their env ids are registered (default: `envs/mod.ts`). */
   envModules: (string | URL)[];
   /**
    * Frames each env step counts for, for `totalFrames` and `charts/SPS`; 0 (default) reads the unwrapped env's
@@ -145,7 +145,11 @@ export interface AppoOptions {
   signal?: AbortSignal;
   /** Stop early once the mean return of the last 20 episodes reaches this. */
   stopAtReturn?: number;
-  /** OpenBLAS threads for the main thread (undefined: leave as is). */
+  /**
+   * OpenBLAS threads for inference and the learner (default 1). One thread: the rollout Workers already use the other
+   * cores, and OpenBLAS's fork handler deadlocks when a Worker spawns an engine process (ViZDoom) while a
+   * multi-threaded GEMM is in flight — measured: `doom_basic` hung at 0 frames with 2 threads.
+   */
   blasThreads?: number;
   /** Stop cleanly (final checkpoint) on SIGINT. */
   handleSignals: boolean;
@@ -201,6 +205,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   handleSignals: true,
   closeTimeoutMs: 5000,
   maxWorkerRestarts: 100,
+  blasThreads: 1,
   learnerWorker: true,
 };
 
@@ -273,7 +278,8 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   if (o.batchSize % o.rollout !== 0) {
     throw new RangeError(`trainAppo: batchSize ${o.batchSize} is not a multiple of rollout ${o.rollout}`);
   }
-  const envModules = o.envModules.map(String);
+  // Like the vector envs: with none named, Workers import every built-in env module so all registered ids work.
+  const envModules = (o.envModules.length ? o.envModules : [new URL("../../envs/mod.ts", import.meta.url)]).map(String);
   for (const url of envModules) await import(url);
   // Spaces from a probe env built here (the workers build their own).
   const probe = make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps });
