@@ -9,6 +9,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { unzipSync } from "npm:fflate@0.8.2";
 
 /** The root of Arcadia's cache for downloads and native builds. */
@@ -19,6 +20,14 @@ export function cacheRoot(): string {
   const home = env.HOME ?? env.USERPROFILE;
   if (!home) throw new Error("cannot find a cache directory: set ARCADIA_CACHE (or HOME)");
   return Deno.build.os === "darwin" ? `${home}/Library/Caches/arcadia` : `${home}/.cache/arcadia`;
+}
+
+/**
+ * A cache key for a native build: the first 12 hex digits of the SHA-256 of `parts` (versions, flags, sources) joined
+ * by newlines, so any change to one of them selects a fresh build directory.
+ */
+export function buildHash(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 12);
 }
 
 /** Prints one provisioning step to stderr (a progress display for long set-up work). */

@@ -20,6 +20,7 @@
 
 import { createHash } from "node:crypto";
 import {
+  buildHash,
   cacheRoot,
   downloadFromPypi,
   ensureSystemPackages,
@@ -197,10 +198,7 @@ async function shimSource(): Promise<string> {
 }
 
 function shimHash(source: string): string {
-  return createHash("sha256")
-    .update(`${ALE_VERSION}\n${CMAKE_FLAGS.join(" ")}\n${LINK_FLAGS.join(" ")}\n${source}`)
-    .digest("hex")
-    .slice(0, 12);
+  return buildHash(ALE_VERSION, CMAKE_FLAGS.join(" "), LINK_FLAGS.join(" "), source);
 }
 
 function buildDir(source: string): string {

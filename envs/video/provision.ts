@@ -11,6 +11,7 @@
  */
 
 import {
+  buildHash,
   cacheRoot,
   ensureSystemPackages,
   exists,
@@ -149,9 +150,9 @@ function compileCommand(src: string, out: string): string[] {
 
 function buildPaths(source: string): { dir: string; lib: string; stamp: Stamp } {
   const x264Build = readX264Build();
-  const key = `${fnv1a(source)}-x264-${x264Build}-${Deno.build.arch}`;
+  const key = `${buildHash(source)}-x264-${x264Build}-${Deno.build.arch}`;
   const dir = `${cacheRoot()}/video/${key}`;
-  return { dir, lib: `${dir}/${LIB_NAME}`, stamp: { abi: VIDEO_SHIM_ABI, x264Build, source: fnv1a(source) } };
+  return { dir, lib: `${dir}/${LIB_NAME}`, stamp: { abi: VIDEO_SHIM_ABI, x264Build, source: buildHash(source) } };
 }
 
 function stampValid(dir: string, want: Stamp): boolean {
@@ -168,14 +169,4 @@ function readX264Build(): number {
   } catch {
     return 0;
   }
-}
-
-/** 32-bit FNV-1a hash as hex: a cache key, not a security check. */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, "0");
 }

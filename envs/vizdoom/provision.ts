@@ -21,8 +21,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import {
+  buildHash,
   cacheRoot,
   downloadFromPypi,
   ensureSystemPackages,
@@ -182,7 +182,7 @@ async function readShimSource(): Promise<string> {
 }
 
 function shimHash(source: string): string {
-  return createHash("sha256").update(SHIM_FLAGS.join(" ")).update(source).digest("hex").slice(0, 12);
+  return buildHash(SHIM_FLAGS.join(" "), source);
 }
 
 function shimDir(hash: string): string {
