@@ -70,7 +70,21 @@ export function evaluate(
     returns.push(total);
     lengths.push(length);
   }
+  const { mean, std } = meanStd(returns);
+  return { returns, lengths, mean, std };
+}
+
+/**
+ * Mean and population standard deviation of episode returns (what the `mean - std` score uses).
+ *
+ * @example
+ * ```ts
+ * import { meanStd } from "./evaluate.ts";
+ * console.assert(meanStd([1, 3]).std === 1);
+ * ```
+ */
+export function meanStd(returns: readonly number[]): { mean: number; std: number } {
   const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
   const std = Math.sqrt(returns.reduce((a, r) => a + (r - mean) * (r - mean), 0) / returns.length);
-  return { returns, lengths, mean, std };
+  return { mean, std };
 }

@@ -52,7 +52,7 @@ export {
   type ReplaySample,
   SumTree,
 } from "./replay_buffer.ts";
-export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
+export { evaluate, type EvaluateOptions, type EvaluateResult, meanStd } from "./evaluate.ts";
 export {
   APPO_DEFAULTS,
   AppoModel,

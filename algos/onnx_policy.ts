@@ -21,7 +21,7 @@ import type { Env } from "../envs/mod.ts";
 import type { GRU, Linear, Module, Sequential } from "../models/mod.ts";
 import { OnnxGraph, type OnnxSignature, type OnnxValue, readOnnxSignature, saveOnnx } from "../models/onnx.ts";
 import { argmaxRows, sampleCategorical, TrainRng } from "./_training.ts";
-import type { EvaluateOptions, EvaluateResult } from "./evaluate.ts";
+import { type EvaluateOptions, type EvaluateResult, meanStd } from "./evaluate.ts";
 import { MlpActorCritic, MlpQNetwork, NatureCnnActorCritic, NatureCnnQNetwork, type ObsBatch } from "./policies.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -537,7 +537,6 @@ export async function evaluateOnnx(
     returns.push(total);
     lengths.push(length);
   }
-  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
-  const std = Math.sqrt(returns.reduce((a, r) => a + (r - mean) * (r - mean), 0) / returns.length);
+  const { mean, std } = meanStd(returns);
   return { returns, lengths, mean, std };
 }

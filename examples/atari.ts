@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { fail, intFlag, oneOf } from "./_cli.ts";
 import { A2C_DEFAULTS, type A2cOptions, trainA2c } from "../algos/a2c.ts";
 import { DQN_DEFAULTS, type DqnOptions, trainDqn } from "../algos/dqn.ts";
+import { meanStd } from "../algos/evaluate.ts";
 import { type ActorCritic, NatureCnnActorCritic, NatureCnnQNetwork, type Policy } from "../algos/policies.ts";
 import { PPO_ATARI_DEFAULTS, PPO_DEFAULTS, type PpoOptions, trainPpo } from "../algos/ppo.ts";
 import { writePlots } from "../algos/plots.ts";
@@ -332,8 +333,7 @@ async function evaluateRun(
   } finally {
     writer?.close();
   }
-  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
-  const std = Math.sqrt(returns.reduce((a, r) => a + (r - mean) ** 2, 0) / returns.length);
+  const { mean, std } = meanStd(returns);
   console.log(`reward: ${mean.toFixed(2)} ± ${std.toFixed(2)} over ${returns.length} episodes`);
   if (writer) console.log(`video: ${videoPath} (${writer.frameCount} frames)`);
   await writeJsonAtomic(`${runDir}/eval.json`, { checkpoint, returns, lengths, mean, std });

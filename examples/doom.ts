@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { fail, intFlag, oneOf } from "./_cli.ts";
 import { type AppoOptions, evaluateAppo, loadAppoModel, trainAppo } from "../algos/appo/appo.ts";
+import { meanStd } from "../algos/evaluate.ts";
 import { writePlots } from "../algos/plots.ts";
 import { writeJsonAtomic } from "../algos/_training.ts";
 import { DOOM_SPECS, ensureVizdoom } from "../envs/vizdoom/mod.ts";
@@ -103,8 +104,7 @@ async function evaluateRun(runDir: string, options: { episodes: number; video?: 
         : undefined,
     });
     writer?.close();
-    const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
-    const std = Math.sqrt(returns.reduce((a, r) => a + (r - mean) ** 2, 0) / returns.length);
+    const { mean, std } = meanStd(returns);
     console.log(`reward: ${mean.toFixed(2)} ± ${std.toFixed(2)} over ${returns.length} episodes`);
     console.log(`score (mean - std): ${(mean - std).toFixed(2)}`);
     if (options.video) console.log(`video: ${options.video} (${writer?.frameCount ?? 0} frames)`);
