@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { closeBlas, cpuInfo, gemm } from "../models/backends/cpu.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { detectCoreType, openBlas } from "../models/backends/blas/ffi.ts";
+import { nativeKernels } from "../models/backends/native/native.ts";
 
 function rand(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -211,4 +212,60 @@ console.log(JSON.stringify({ path, mapped: Deno.readTextFileSync("/proc/self/map
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const { path, mapped } = JSON.parse(new TextDecoder().decode(out.stdout));
   assert.ok(mapped, `${path} was unloaded when its Worker ended`);
+});
+
+Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long k, leading dims, 1 and 2 threads", () => {
+  const lib = nativeKernels();
+  const one = new Float32Array([1]), probe = new Float32Array(1);
+  if (lib === null || lib.symbols.arc_sgemm(0, 0, 1, 1, 1, 1, one, 1, one, 1, 0, probe, 1, 1) !== 0) {
+    // Only CPUs without AVX-512 (or without a C compiler) get here; our CI machines have both.
+    assert.ok(!/\bavx512f\b/.test(Deno.readTextFileSync("/proc/cpuinfo")), "AVX-512 CPU but our GEMM is not built");
+    return;
+  }
+  assert.equal(cpuInfo().gemm, "arcadia-avx512");
+  // Shapes cross every blocking edge: 8-row and 32-column tiles, KC = 128, the dot path (transB, k >= 512) with its
+  // 16-wide tail and its 2048 k-blocks.
+  const shapes: [number, number, number][] = [[8, 32, 1], [9, 33, 129], [37, 70, 300], [64, 16, 600], [13, 45, 2100]];
+  for (const [m, n, k] of shapes) {
+    for (const ta of [0, 1]) {
+      for (const tb of [0, 1]) {
+        // Leading dimensions 3 wider than packed, so every row starts unaligned and gaps must stay untouched.
+        const lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 3, ldc = n + 3;
+        const a = rand((ta ? k : m) * lda, m + n), b = rand((tb ? n : k) * ldb, k + 1);
+        const packedA = new Float32Array(m * k), packedB = new Float32Array(k * n);
+        for (let r = 0; r < (ta ? k : m); r++) {
+          packedA.set(a.subarray(r * lda, r * lda + (ta ? m : k)), r * (ta ? m : k));
+        }
+        for (let r = 0; r < (tb ? n : k); r++) {
+          packedB.set(b.subarray(r * ldb, r * ldb + (tb ? k : n)), r * (tb ? k : n));
+        }
+        const c0 = rand(m * ldc, 7);
+        for (const beta of [0, 0.5]) {
+          const cIn = c0.slice();
+          if (beta === 0) cIn.fill(NaN); // beta = 0 must not read C
+          const packedC = new Float32Array(m * n);
+          for (let i = 0; i < m; i++) packedC.set(c0.subarray(i * ldc, i * ldc + n), i * n);
+          const want = naive(!!ta, !!tb, m, n, k, 0.75, packedA, packedB, beta, packedC);
+          const results: Float32Array[] = [1, 2].map((threads): Float32Array => {
+            const c = cIn.slice();
+            const rc: number = lib.symbols.arc_sgemm(ta, tb, m, n, k, 0.75, a, lda, b, ldb, beta, c, ldc, threads);
+            assert.equal(rc, 0);
+            for (let i = 0; i < m; i++) {
+              for (let j = 0; j < n; j++) {
+                const got = c[i * ldc + j], ref = want[i * n + j];
+                assert.ok(
+                  Math.abs(got - ref) <= 1e-4 * (1 + Math.abs(ref)) * Math.sqrt(k),
+                  `${m}x${n}x${k} ta=${ta} tb=${tb} beta=${beta} threads=${threads}: C[${i},${j}] = ${got}, want ${ref}`,
+                );
+              }
+              for (let j = n; j < ldc; j++) assert.ok(Object.is(c[i * ldc + j], cIn[i * ldc + j]));
+            }
+            return c;
+          });
+          // Each element sums over k in the same order whatever the thread split: bit-identical.
+          assert.deepEqual(results[0], results[1], `${m}x${n}x${k} ta=${ta} tb=${tb}: 1 vs 2 threads differ`);
+        }
+      }
+    }
+  }
 });

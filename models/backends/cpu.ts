@@ -13,6 +13,7 @@ import { broadcastStrides, contiguousStrides } from "../primitives.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } from "./blas/ffi.ts";
 import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
+import type { KernelLibrary } from "./native/ffi.ts";
 import { nativeKernels, nativeKernelsInfo } from "./native/native.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -117,6 +118,11 @@ export interface CpuInfo {
   kernels: string | null;
   /** How the native kernels were found or built, or why they are not used. */
   kernelsNote: string;
+  /**
+   * Which GEMM runs products of 8+ rows and 16+ columns: `"arcadia-avx512"` (our kernel, `native/gemm.c`), `"blas"`
+   * or `"pure-ts"`. Smaller products and batch-1 GEMVs always go to BLAS when it is loaded.
+   */
+  gemm: "arcadia-avx512" | "blas" | "pure-ts";
 }
 
 function ffiGranted(): boolean {
@@ -253,14 +259,24 @@ function blas(): BlasState {
 export function cpuInfo(): CpuInfo {
   const s = blas();
   const k = nativeKernelsInfo();
-  return { blas: s.path, core: s.core, threads: s.maxThreads, note: s.note, kernels: k.path, kernelsNote: k.note };
+  const gemm = ownGemm() !== null ? "arcadia-avx512" : s.lib !== null ? "blas" : "pure-ts";
+  return {
+    blas: s.path,
+    core: s.core,
+    threads: s.maxThreads,
+    note: s.note,
+    kernels: k.path,
+    kernelsNote: k.note,
+    gemm,
+  };
 }
 
 /**
- * Set the OpenBLAS thread count for large GEMMs (no-op for pure TS or a BLAS without `openblas_set_num_threads`);
- * GEMMs below ~4M multiply-adds still run on one thread.
+ * Set the thread count for large GEMMs: OpenBLAS's (no-op without `openblas_set_num_threads`) and our own kernel's
+ * (1 or 2). GEMMs below ~2M multiply-adds still run on one thread. Use 1 in actors and all cores in a learner.
  */
 export function setBlasThreads(threads: number): void {
+  ownGemmThreads = Math.max(1, Math.floor(threads));
   const s = blas();
   if (!s.lib?.symbols.openblas_set_num_threads) return;
   s.lib.symbols.openblas_set_num_threads(threads);
@@ -288,7 +304,35 @@ export function closeBlas(): void {
   blasState = undefined;
 }
 
-/** GEMM through BLAS when loaded, else pure TypeScript. Same contract as `Backend.gemm`. */
+/**
+ * Our own AVX-512 GEMM (`native/gemm.c`): faster than the Debian OpenBLAS on the learners' shapes (small M against
+ * long N or K), 1 or 2 threads. Null when the kernel library is unavailable, was built without AVX-512, or
+ * `ARCADIA_GEMM=blas` asks for BLAS.
+ */
+function ownGemm(): KernelLibrary | null {
+  if (ownGemmOff) return null;
+  const lib = nativeKernels();
+  if (lib === null) return null;
+  if (ownGemmProbed) return lib;
+  ownGemmProbed = true;
+  let choice: string | undefined;
+  try {
+    choice = Deno.env.get("ARCADIA_GEMM");
+  } catch { /* no env permission: default */ }
+  // A 1x1x1 product tells whether the build has the AVX-512 kernel (-1 otherwise).
+  const one = new Float32Array([1]), out = new Float32Array(1);
+  if (choice === "blas" || lib.symbols.arc_sgemm(0, 0, 1, 1, 1, 1, one, 1, one, 1, 0, out, 1, 1) !== 0) {
+    ownGemmOff = true;
+    return null;
+  }
+  return lib;
+}
+let ownGemmOff = false;
+let ownGemmProbed = false;
+/** Threads for large GEMMs in our own kernel (it uses 1 or 2); follows `setBlasThreads`. */
+let ownGemmThreads = 0;
+
+/** GEMM through our AVX-512 kernel or BLAS when loaded, else pure TypeScript. Same contract as `Backend.gemm`. */
 export function gemm(
   transA: boolean,
   transB: boolean,
@@ -306,6 +350,16 @@ export function gemm(
 ): void {
   if (m === 0 || n === 0) return;
   const s = blasState ?? blas();
+  // Our kernel's 8x32 tiles waste most of their work below 8 rows or 16 columns; BLAS GEMV serves batch 1.
+  if (m >= 8 && n >= 16 && k > 0) {
+    const own = ownGemm();
+    if (own !== null) {
+      if (ownGemmThreads === 0) ownGemmThreads = s.lib !== null ? s.maxThreads : navigator.hardwareConcurrency ?? 1;
+      const threads = ownGemmThreads > 1 && m * n * k >= SMALL_GEMM_WORK ? 2 : 1;
+      const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+      if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
+    }
+  }
   const lib = s.lib;
   if (lib === null || k === 0) {
     gemmTs(transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);

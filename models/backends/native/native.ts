@@ -15,11 +15,20 @@
 
 import { KERNEL_SYMBOLS, type KernelLibrary, KERNELS_ABI } from "./ffi.ts";
 
-const SOURCE_URL = new URL("./kernels.c", import.meta.url);
+// One translation unit: the loops around GEMM, then our AVX-512 GEMM (`#line` keeps compiler messages per file).
+const SOURCE_URLS = [new URL("./kernels.c", import.meta.url), new URL("./gemm.c", import.meta.url)];
 const LIB_NAME = "libarcadia_kernels.so";
 // No -ffast-math (NaN must propagate) and no FMA contraction (results must round exactly as V8's double math does);
 // -fno-trapping-math lets GCC turn branches into blends (we never enable FP exceptions).
-const COMMON_FLAGS = ["-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fPIC", "-shared"];
+const COMMON_FLAGS = [
+  "-fno-math-errno",
+  "-fno-trapping-math",
+  "-ffp-contract=off",
+  "-fPIC",
+  "-shared",
+  "-pthread",
+  "-D_GNU_SOURCE",
+];
 /** Flag sets tried in order: the first that compiles wins. */
 // 512-bit vectors where the CPU has them: GCC defaults to 256 on AVX-512 parts, which halves the double-precision
 // activations' throughput (they are compute-bound; measured 2x).
@@ -143,7 +152,7 @@ function buildCached(source: string): { path: string; flags: string[]; built: bo
       Deno.removeSync(src);
     } catch { /* already gone */ }
   }
-  throw new Error(`compiling ${SOURCE_URL.pathname} failed:\n${errors.join("\n")}`);
+  throw new Error(`compiling ${SOURCE_URLS.map((u) => u.pathname).join(" + ")} failed:\n${errors.join("\n")}`);
 }
 
 function load(): State {
@@ -157,8 +166,11 @@ function load(): State {
       path = override;
       note = "from ARCADIA_KERNELS_LIB";
     } else {
-      if (SOURCE_URL.protocol !== "file:") return none(`kernels.c is not a local file (${SOURCE_URL.protocol})`);
-      const built = buildCached(Deno.readTextFileSync(SOURCE_URL));
+      if (SOURCE_URLS[0].protocol !== "file:") {
+        return none(`kernels.c is not a local file (${SOURCE_URLS[0].protocol})`);
+      }
+      const source = SOURCE_URLS.map((u) => `#line 1 "${u.pathname}"\n${Deno.readTextFileSync(u)}`).join("\n");
+      const built = buildCached(source);
       ({ path, flags } = built);
       note = built.built ? "compiled into the cache" : "cached build";
     }

@@ -1,0 +1,404 @@
+// Arcadia's own single-precision GEMM for AVX-512 CPUs, compiled into the kernel library after kernels.c.
+//
+// Why our own: the Debian OpenBLAS reaches its peak only at large square shapes, and where OPENBLAS_CORETYPE pins
+// its AVX2 ("Haswell") kernels (our CI machines do) it runs the learners' shapes (M = 32..128 rows against N in the
+// thousands, K = 64..3136) at 50-80 GFLOP/s on 2 threads. A BLIS-style 8x32 AVX-512 micro-kernel over packed
+// panels with our own two-thread split does these shapes at about twice that (see `deno task bench --only models`).
+//
+// Layout (row-major, C = alpha * op(A) op(B) + beta * C): the k loop runs in blocks of KC; per block, op(B) is
+// packed into 32-column panels ([k][32], zero padded) and op(A) into 8-row panels ([k][8]); the micro-kernel keeps
+// an 8x32 tile of C in 16 zmm registers, broadcasting A and loading B. One B panel (KC x 32 floats = 32 KiB) stays in
+// L1 while every A panel of the block streams past it from L2. Each element's sum runs over k in the same order
+// whatever the thread split, so results do not depend on the thread count.
+//
+// Without AVX-512 `arc_sgemm` returns -1 and the caller uses BLAS.
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { GEMM_MR = 8, GEMM_NR = 32, GEMM_KC = 128, GEMM_MC = 128, GEMM_NC = 1024 };
+
+typedef struct {
+  int trans_a, trans_b, m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} gemm_args;
+
+// ---- packing --------------------------------------------------------------------------------------------------
+
+// op(A)[i0 .. i0+mc, p0 .. p0+kc] into ceil(mc/8) panels of [kc][8], rows past mc zero.
+static void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc, float *restrict dst) {
+  for (int ir = 0; ir < mc; ir += GEMM_MR) {
+    const int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+    float *restrict d = dst + (size_t)ir * kc;
+    if (g->trans_a) { // A stored k x m: the 8 rows of a panel are contiguous for each p
+      const float *s = g->a + (size_t)p0 * g->lda + i0 + ir;
+      if (mr == GEMM_MR) {
+        for (int p = 0; p < kc; p++) _mm256_store_ps(d + p * GEMM_MR, _mm256_loadu_ps(s + (size_t)p * g->lda));
+      } else {
+        for (int p = 0; p < kc; p++) {
+          for (int r = 0; r < GEMM_MR; r++) d[p * GEMM_MR + r] = r < mr ? s[(size_t)p * g->lda + r] : 0.0f;
+        }
+      }
+    } else if (mr == GEMM_MR && (int64_t)g->lda * GEMM_MR < INT32_MAX) { // A stored m x k: gather down 8 rows
+      const float *s = g->a + (size_t)(i0 + ir) * g->lda + p0;
+      const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(g->lda));
+      for (int p = 0; p < kc; p++) _mm256_store_ps(d + p * GEMM_MR, _mm256_i32gather_ps(s + p, rows, 4));
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int r = 0; r < GEMM_MR; r++) d[p * GEMM_MR + r] = r < mr ? g->a[(size_t)(i0 + ir + r) * g->lda + p0 + p] : 0.0f;
+      }
+    }
+  }
+}
+
+// op(B)[p0 .. p0+kc, j0 .. j0+nc] into ceil(nc/32) panels of [kc][32], columns past nc zero.
+static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, float *restrict dst) {
+  for (int jr = 0; jr < nc; jr += GEMM_NR) {
+    const int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+    float *restrict d = dst + (size_t)jr * kc;
+    if (!g->trans_b) { // B stored k x n: each row of the panel is 32 contiguous floats
+      const float *s = g->b + (size_t)p0 * g->ldb + j0 + jr;
+      const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+      const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+      for (int p = 0; p < kc; p++) {
+        const float *row = s + (size_t)p * g->ldb;
+        _mm512_store_ps(d + p * GEMM_NR, _mm512_maskz_loadu_ps(m0, row));
+        _mm512_store_ps(d + p * GEMM_NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+      }
+    } else if (nr == GEMM_NR && (int64_t)g->ldb * GEMM_NR < INT32_MAX) { // B stored n x k: gather across 32 rows
+      // A gather touches 16 rows' cache lines that the next 15 values of p reuse from L1: ~10x a scalar transpose.
+      const float *s = g->b + (size_t)(j0 + jr) * g->ldb + p0;
+      const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      const __m512i rows0 = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(g->ldb));
+      const __m512i rows1 = _mm512_add_epi32(rows0, _mm512_set1_epi32(16 * g->ldb));
+      for (int p = 0; p < kc; p++) {
+        _mm512_store_ps(d + p * GEMM_NR, _mm512_i32gather_ps(rows0, s + p, 4));
+        _mm512_store_ps(d + p * GEMM_NR + 16, _mm512_i32gather_ps(rows1, s + p, 4));
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int j = 0; j < GEMM_NR; j++) d[p * GEMM_NR + j] = j < nr ? g->b[(size_t)(j0 + jr + j) * g->ldb + p0 + p] : 0.0f;
+      }
+    }
+  }
+}
+
+// ---- micro-kernel ---------------------------------------------------------------------------------------------
+
+// C[0..mr, 0..nr] (row stride ldc) = alpha * acc + (first ? beta * C : C), where acc = Σ_p a[p][r] * b[p][j].
+// `first` is the first k block: beta applies once; beta == 0 never reads C (it may hold NaN).
+static inline void micro_8x32(int kc, const float *restrict a, const float *restrict b, float *restrict c, int ldc,
+                              float alpha, float beta, int first, int mr, int nr) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+  for (int p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    __m512 ai = _mm512_set1_ps(a[0]);
+    c00 = _mm512_fmadd_ps(ai, b0, c00), c01 = _mm512_fmadd_ps(ai, b1, c01);
+    ai = _mm512_set1_ps(a[1]);
+    c10 = _mm512_fmadd_ps(ai, b0, c10), c11 = _mm512_fmadd_ps(ai, b1, c11);
+    ai = _mm512_set1_ps(a[2]);
+    c20 = _mm512_fmadd_ps(ai, b0, c20), c21 = _mm512_fmadd_ps(ai, b1, c21);
+    ai = _mm512_set1_ps(a[3]);
+    c30 = _mm512_fmadd_ps(ai, b0, c30), c31 = _mm512_fmadd_ps(ai, b1, c31);
+    ai = _mm512_set1_ps(a[4]);
+    c40 = _mm512_fmadd_ps(ai, b0, c40), c41 = _mm512_fmadd_ps(ai, b1, c41);
+    ai = _mm512_set1_ps(a[5]);
+    c50 = _mm512_fmadd_ps(ai, b0, c50), c51 = _mm512_fmadd_ps(ai, b1, c51);
+    ai = _mm512_set1_ps(a[6]);
+    c60 = _mm512_fmadd_ps(ai, b0, c60), c61 = _mm512_fmadd_ps(ai, b1, c61);
+    ai = _mm512_set1_ps(a[7]);
+    c70 = _mm512_fmadd_ps(ai, b0, c70), c71 = _mm512_fmadd_ps(ai, b1, c71);
+    a += GEMM_MR;
+    b += GEMM_NR;
+  }
+  const __m512 acc[GEMM_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                                  {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+  const int read_c = !first || beta != 0.0f;
+  for (int r = 0; r < mr; r++) {
+    float *row = c + (size_t)r * ldc;
+    __m512 v0 = _mm512_mul_ps(va, acc[r][0]), v1 = _mm512_mul_ps(va, acc[r][1]);
+    if (read_c) {
+      v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), v0);
+      v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), v1);
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
+// ---- one thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C -------------------------------
+
+// Packing buffers per calling thread, kept between calls (a learner calls GEMM thousands of times per second).
+static __thread float *tls_pa, *tls_pb;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int pinned;
+static void tls_free(void *unused) {
+  (void)unused;
+  free(tls_pa), free(tls_pb);
+  tls_pa = tls_pb = NULL;
+}
+// The buffers' destructor and the helper thread run this library's code after the Deno Worker that opened it may
+// have closed it, so the first GEMM pins the library in memory (RTLD_NODELETE) for the life of the process.
+static void tls_init(void) {
+  Dl_info info;
+  pinned = dladdr((void *)tls_init, &info) && dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  if (pinned) pthread_key_create(&tls_key, tls_free);
+}
+
+static int buffers(float **pa, float **pb) {
+  if (!tls_pa) {
+    pthread_once(&tls_once, tls_init);
+    if (!pinned) return -2;
+    tls_pa = aligned_alloc(64, sizeof(float) * GEMM_MC * GEMM_KC);
+    tls_pb = aligned_alloc(64, sizeof(float) * GEMM_KC * GEMM_NC);
+    if (!tls_pa || !tls_pb) {
+      tls_free(NULL);
+      return -1;
+    }
+    pthread_setspecific(tls_key, tls_pa); // non-NULL value: the destructor runs at thread exit
+  }
+  *pa = tls_pa, *pb = tls_pb;
+  return 0;
+}
+
+static int gemm_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int j_end) {
+  float *pa, *pb;
+  if (buffers(&pa, &pb) != 0) return -2;
+  for (int jc = j_begin; jc < j_end; jc += GEMM_NC) {
+    const int nc = j_end - jc < GEMM_NC ? j_end - jc : GEMM_NC;
+    for (int pc = 0; pc < g->k; pc += GEMM_KC) {
+      const int kc = g->k - pc < GEMM_KC ? g->k - pc : GEMM_KC;
+      pack_b(g, pc, kc, jc, nc, pb);
+      for (int ic = i_begin; ic < i_end; ic += GEMM_MC) {
+        const int mc = i_end - ic < GEMM_MC ? i_end - ic : GEMM_MC;
+        pack_a(g, ic, mc, pc, kc, pa);
+        for (int jr = 0; jr < nc; jr += GEMM_NR) {
+          const int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+          for (int ir = 0; ir < mc; ir += GEMM_MR) {
+            const int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+            micro_8x32(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, g->c + (size_t)(ic + ir) * g->ldc + jc + jr,
+                       g->ldc, g->alpha, g->beta, pc == 0, mr, nr);
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+// ---- A times B-transposed with a long k: dot products, no packing ---------------------------------------------
+// Weight gradients (dW = dY · Xᵀ) have both operands contiguous along a long k (14090 for conv1 at batch 32) and a
+// small C. Packing them would cost as much as the arithmetic; 4x4 tiles of dot products read them in place instead.
+// k runs in blocks of DOT_KB so a tile's rows stay in L1 while the other operand's block sits in L2.
+
+enum { DOT_KB = 2048, DOT_T = 4 };
+
+static inline void dot_tile(const float *a, int lda, const float *b, int ldb, int kb, int mi, int nj, float *out) {
+  const float *ar[DOT_T], *br[DOT_T];
+  for (int r = 0; r < DOT_T; r++) ar[r] = a + (size_t)(r < mi ? r : 0) * lda, br[r] = b + (size_t)(r < nj ? r : 0) * ldb;
+  __m512 acc[DOT_T][DOT_T];
+  for (int r = 0; r < DOT_T; r++)
+    for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_setzero_ps();
+  const int full = kb & ~15;
+  for (int p = 0; p < full; p += 16) {
+    __m512 va[DOT_T], vb[DOT_T];
+    for (int r = 0; r < DOT_T; r++) va[r] = _mm512_loadu_ps(ar[r] + p), vb[r] = _mm512_loadu_ps(br[r] + p);
+    for (int r = 0; r < DOT_T; r++)
+      for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_fmadd_ps(va[r], vb[q], acc[r][q]);
+  }
+  if (full < kb) {
+    const __mmask16 mk = (__mmask16)((1u << (kb - full)) - 1);
+    __m512 va[DOT_T], vb[DOT_T];
+    for (int r = 0; r < DOT_T; r++) {
+      va[r] = _mm512_maskz_loadu_ps(mk, ar[r] + full), vb[r] = _mm512_maskz_loadu_ps(mk, br[r] + full);
+    }
+    for (int r = 0; r < DOT_T; r++)
+      for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_fmadd_ps(va[r], vb[q], acc[r][q]);
+  }
+  for (int r = 0; r < DOT_T; r++)
+    for (int q = 0; q < DOT_T; q++) out[r * DOT_T + q] = _mm512_reduce_add_ps(acc[r][q]);
+}
+
+static int dot_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int j_end) {
+  const int rows_inner = i_end - i_begin <= j_end - j_begin; // the smaller side's block is re-read from L2
+  for (int kb = 0; kb < g->k; kb += DOT_KB) {
+    const int kn = g->k - kb < DOT_KB ? g->k - kb : DOT_KB;
+    const int first = kb == 0;
+    const int outer_begin = rows_inner ? j_begin : i_begin, outer_end = rows_inner ? j_end : i_end;
+    const int inner_begin = rows_inner ? i_begin : j_begin, inner_end = rows_inner ? i_end : j_end;
+    for (int o = outer_begin; o < outer_end; o += DOT_T) {
+      for (int in = inner_begin; in < inner_end; in += DOT_T) {
+        const int i = rows_inner ? in : o, j = rows_inner ? o : in;
+        const int mi = i_end - i < DOT_T ? i_end - i : DOT_T, nj = j_end - j < DOT_T ? j_end - j : DOT_T;
+        float out[DOT_T * DOT_T];
+        dot_tile(g->a + (size_t)i * g->lda + kb, g->lda, g->b + (size_t)j * g->ldb + kb, g->ldb, kn, mi, nj, out);
+        for (int r = 0; r < mi; r++) {
+          float *row = g->c + (size_t)(i + r) * g->ldc + j;
+          for (int q = 0; q < nj; q++) {
+            const float v = g->alpha * out[r * DOT_T + q];
+            row[q] = first ? (g->beta == 0.0f ? v : v + g->beta * row[q]) : row[q] + v;
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+// ---- a helper thread for the second core ----------------------------------------------------------------------
+// One persistent thread, woken per call. It spins briefly (a learner issues GEMMs back to back) and then sleeps on a
+// condition variable, so an idle process costs nothing. Callers that find it busy (another Worker) run alone.
+// The work is cut into GEMM_CHUNKS slices that both threads claim from one counter: when the machine is loaded and
+// the helper is descheduled, the caller takes its slices instead of waiting for it.
+
+enum { GEMM_CHUNKS = 4 };
+
+typedef int (*part_fn)(const gemm_args *, int, int, int, int);
+
+typedef struct {
+  part_fn run;
+  const gemm_args *g;
+  int along_n, per; // slices run along n (else m), `per` columns (rows) each
+} gemm_job;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; // held by the caller that owns the helper
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+static atomic_uint job_seq;
+static _Atomic uint64_t claims; // (job sequence << 32) | next unclaimed slice
+static atomic_int slices_done, slices_failed, helper_sleeping;
+static gemm_job helper_job;
+static int helper_state; // 0 not started, 1 running, -1 could not start
+
+// Claim and run slices of job `seq` until none is left (a claim for an older job fails, so a late helper never
+// touches a newer job's slices through stale fields).
+static void run_slices(const gemm_job *j, unsigned seq) {
+  for (;;) {
+    uint64_t v = atomic_load(&claims);
+    if ((unsigned)(v >> 32) != seq || (int)(uint32_t)v >= GEMM_CHUNKS) return;
+    if (!atomic_compare_exchange_weak(&claims, &v, v + 1)) continue;
+    const int c = (int)(uint32_t)v;
+    const gemm_args *g = j->g;
+    const int extent = j->along_n ? g->n : g->m;
+    const int lo = c * j->per < extent ? c * j->per : extent, hi = lo + j->per < extent ? lo + j->per : extent;
+    int rc = 0;
+    if (lo < hi) rc = j->along_n ? j->run(g, 0, g->m, lo, hi) : j->run(g, lo, hi, 0, g->n);
+    if (rc) atomic_store(&slices_failed, rc);
+    atomic_fetch_add(&slices_done, 1);
+  }
+}
+
+static void *helper_main(void *unused) {
+  (void)unused;
+  unsigned seen = 0;
+  for (;;) {
+    unsigned seq;
+    int spins = 0;
+    while ((seq = atomic_load(&job_seq)) == seen) {
+      if (++spins < 20000) { // ~0.1-0.5 ms: long enough to bridge the gaps between a training step's GEMMs
+        _mm_pause();
+        continue;
+      }
+      pthread_mutex_lock(&wake_lock);
+      atomic_store(&helper_sleeping, 1);
+      // seq_cst store of `helper_sleeping` then load of `job_seq` here, and the reverse in the caller: one of the two
+      // sides always sees the other, so a wake-up is never lost.
+      while (atomic_load(&job_seq) == seen) pthread_cond_wait(&wake_cond, &wake_lock);
+      atomic_store(&helper_sleeping, 0);
+      pthread_mutex_unlock(&wake_lock);
+      spins = 0;
+    }
+    seen = seq;
+    const gemm_job j = helper_job;
+    run_slices(&j, seq);
+  }
+  return NULL;
+}
+
+static int start_helper(void) {
+  pthread_once(&tls_once, tls_init); // pins the library: the helper runs its code for the life of the process
+  if (!pinned) return -1;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  const int rc = pthread_create(&t, &attr, helper_main, NULL);
+  pthread_attr_destroy(&attr);
+  return rc == 0 ? 1 : -1;
+}
+
+// ---- entry point ----------------------------------------------------------------------------------------------
+
+// Returns 0 on success, -1 when built without AVX-512, -2 when out of memory. threads: 1 or 2.
+int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const float *a,
+              int32_t lda, const float *b, int32_t ldb, float beta, float *c, int32_t ldc, int32_t threads) {
+  if (m <= 0 || n <= 0) return 0;
+  const gemm_args g = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+  if (k <= 0 || alpha == 0.0f) { // C = beta * C (beta == 0 clears, whatever C held)
+    for (int i = 0; i < m; i++) {
+      float *row = c + (size_t)i * ldc;
+      for (int j = 0; j < n; j++) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+    }
+    return 0;
+  }
+  const int dot = !trans_a && trans_b && k >= 512;
+  const part_fn run = dot ? dot_part : gemm_part;
+  const int unit_n = dot ? DOT_T : GEMM_NR, unit_m = dot ? DOT_T : GEMM_MR;
+  // Slice along n (whole panels) when wide enough, else along m.
+  const int along_n = n >= 2 * unit_n && (n >= m || m < 2 * unit_m), along_m = !along_n && m >= 2 * unit_m;
+  if (threads > 1 && (along_n || along_m) && pthread_mutex_trylock(&pool_lock) == 0) {
+    if (helper_state == 0) helper_state = start_helper();
+    if (helper_state == 1) {
+      const int unit = along_n ? unit_n : unit_m, extent = along_n ? n : m;
+      const int units = (extent + unit - 1) / unit;
+      helper_job = (gemm_job){run, &g, along_n, (units + GEMM_CHUNKS - 1) / GEMM_CHUNKS * unit};
+      const unsigned seq = atomic_load(&job_seq) + 1;
+      atomic_store(&slices_done, 0);
+      atomic_store(&slices_failed, 0);
+      atomic_store(&claims, (uint64_t)seq << 32);
+      atomic_store(&job_seq, seq);
+      if (atomic_load(&helper_sleeping)) {
+        pthread_mutex_lock(&wake_lock);
+        pthread_cond_signal(&wake_cond);
+        pthread_mutex_unlock(&wake_lock);
+      }
+      run_slices(&helper_job, seq);
+      for (int spins = 0; atomic_load(&slices_done) < GEMM_CHUNKS; spins++) {
+        if (spins < 4096) _mm_pause();
+        else sched_yield(); // the helper was preempted mid-slice: let it finish
+      }
+      const int rc = atomic_load(&slices_failed);
+      pthread_mutex_unlock(&pool_lock);
+      return rc;
+    }
+    pthread_mutex_unlock(&pool_lock);
+  }
+  return run(&g, 0, m, 0, n);
+}
+
+#else
+
+int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const float *a,
+              int32_t lda, const float *b, int32_t ldb, float beta, float *c, int32_t ldc, int32_t threads) {
+  (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb;
+  (void)beta, (void)c, (void)ldc, (void)threads;
+  return -1;
+}
+
+#endif
