@@ -6,7 +6,7 @@
  */
 
 import type { Tensor } from "./tensor.ts";
-import { nativeKernels } from "./backends/native/native.ts";
+import { kernelThreads, nativeKernels } from "./backends/native/native.ts";
 
 /** Parameters with fewer values than this update in TypeScript (an FFI call costs about as much as ~50 values). */
 const NATIVE_MIN = 256;
@@ -158,7 +158,7 @@ function adamKernel(
   const k = n >= NATIVE_MIN ? nativeKernels() : null;
   if (k !== null) {
     // One vectorized pass over x, g, m, v: ~10x faster than V8's scalar loop for a 1.7M-parameter CNN.
-    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, invBc2, eps, wd);
+    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, invBc2, eps, wd, kernelThreads());
     return;
   }
   for (let j = 0; j < n; j++) {

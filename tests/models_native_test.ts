@@ -3,7 +3,13 @@
 // im2col/col2im with padding, Adam and gradient clipping.
 import assert from "node:assert/strict";
 import { cpuBackend } from "../models/backends/cpu.ts";
-import { nativeKernels, nativeKernelsInfo, setNativeKernelsEnabled } from "../models/backends/native/native.ts";
+import {
+  kernelThreads,
+  nativeKernels,
+  nativeKernelsInfo,
+  setKernelThreads,
+  setNativeKernelsEnabled,
+} from "../models/backends/native/native.ts";
 import type { BinaryOp, ConvGeometry, UnaryOp } from "../models/primitives.ts";
 import { contiguousStrides } from "../models/primitives.ts";
 import { Adam, clipGradNorm } from "../models/optim.ts";
@@ -192,15 +198,16 @@ Deno.test("native im2col/col2im match TypeScript with padding and strides", opts
   }
 });
 
-Deno.test("native Adam and gradient clipping match TypeScript over several steps", opts, () => {
+Deno.test("native Adam and gradient clipping match TypeScript over several steps, on 1 and 2 threads", opts, () => {
   const run = () => {
-    const p = tensor(rand(5000, 13), { requiresGrad: true });
+    // 100,003 parameters: above the size where native Adam runs in slices on two threads, with a ragged last slice.
+    const p = tensor(rand(100_003, 13), { requiresGrad: true });
     const q = tensor(rand(100, 14), { requiresGrad: true }); // below the native threshold
     const opt = new Adam([p, q], { lr: 1e-2, eps: 1e-5, weightDecay: 0.01 });
     const norms: number[] = [];
     for (let step = 0; step < 5; step++) {
       opt.zeroGrad();
-      p.grad = tensor(rand(5000, 20 + step));
+      p.grad = tensor(rand(100_003, 20 + step));
       q.grad = tensor(rand(100, 30 + step));
       norms.push(clipGradNorm([p, q], 5));
       opt.step();
@@ -211,4 +218,11 @@ Deno.test("native Adam and gradient clipping match TypeScript over several steps
   close(n.norms, t.norms, "clip norms", 1e-6, 0);
   close(n.p, t.p, "adam params", 1.2e-7, 0);
   close(n.q, t.q, "adam params (TS path)", 0, 0);
+  const threads = kernelThreads();
+  setKernelThreads(threads === 1 ? 2 : 1);
+  try {
+    assert.deepEqual(run().p, n.p, "native Adam differs between one and two threads");
+  } finally {
+    setKernelThreads(threads);
+  }
 });

@@ -14,7 +14,7 @@ import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } f
 import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
 import type { KernelLibrary } from "./native/ffi.ts";
-import { nativeKernels, nativeKernelsInfo } from "./native/native.ts";
+import { kernelThreads, nativeKernels, nativeKernelsInfo, setKernelThreads } from "./native/native.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Native kernels (kernels.c): vectorized C for the memory-bound loops; the TypeScript loops below are the fallback.
@@ -276,7 +276,7 @@ export function cpuInfo(): CpuInfo {
  * (1 or 2). GEMMs below ~2M multiply-adds still run on one thread. Use 1 in actors and all cores in a learner.
  */
 export function setBlasThreads(threads: number): void {
-  ownGemmThreads = Math.max(1, Math.floor(threads));
+  setKernelThreads(threads);
   const s = blas();
   if (!s.lib?.symbols.openblas_set_num_threads) return;
   s.lib.symbols.openblas_set_num_threads(threads);
@@ -329,8 +329,6 @@ function ownGemm(): KernelLibrary | null {
 }
 let ownGemmOff = false;
 let ownGemmProbed = false;
-/** Threads for large GEMMs in our own kernel (it uses 1 or 2); follows `setBlasThreads`. */
-let ownGemmThreads = 0;
 
 /** GEMM through our AVX-512 kernel or BLAS when loaded, else pure TypeScript. Same contract as `Backend.gemm`. */
 export function gemm(
@@ -354,8 +352,7 @@ export function gemm(
   if (m >= 8 && n >= 16 && k > 0) {
     const own = ownGemm();
     if (own !== null) {
-      if (ownGemmThreads === 0) ownGemmThreads = s.lib !== null ? s.maxThreads : navigator.hardwareConcurrency ?? 1;
-      const threads = ownGemmThreads > 1 && m * n * k >= SMALL_GEMM_WORK ? 2 : 1;
+      const threads = m * n * k >= SMALL_GEMM_WORK ? kernelThreads() : 1;
       const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
       if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
     }

@@ -7,16 +7,16 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 2;
+export const KERNELS_ABI = 3;
 
 /** Symbols of `libarcadia_kernels`. */
 export const KERNEL_SYMBOLS = {
   // int arc_kernels_abi(void);
   arc_kernels_abi: { parameters: [], result: "i32" },
   // void arc_adam(float *x, const float *g, float *m, float *v, int32_t n, double b1, double b2, double step_size,
-  //               double inv_bc2, double eps, double wd);
+  //               double inv_bc2, double eps, double wd, int32_t threads);
   arc_adam: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64", "f64"],
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64", "f64", "i32"],
     result: "void",
   },
   // double arc_sumsq(const float *x, int32_t n);

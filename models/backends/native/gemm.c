@@ -15,11 +15,7 @@
 #include <stdint.h>
 
 #if defined(__AVX512F__)
-#include <dlfcn.h>
 #include <immintrin.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,17 +143,14 @@ static inline void micro_8x32(int kc, const float *restrict a, const float *rest
 static __thread float *tls_pa, *tls_pb;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static int pinned;
 static void tls_free(void *unused) {
   (void)unused;
   free(tls_pa), free(tls_pb);
   tls_pa = tls_pb = NULL;
 }
-// The buffers' destructor and the helper thread run this library's code after the Deno Worker that opened it may
-// have closed it, so the first GEMM pins the library in memory (RTLD_NODELETE) for the life of the process.
+// The destructor runs at thread exit, maybe after the Worker that opened the library closed it: pin it first.
 static void tls_init(void) {
-  Dl_info info;
-  pinned = dladdr((void *)tls_init, &info) && dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  pthread_once(&pin_once, pin_self);
   if (pinned) pthread_key_create(&tls_key, tls_free);
 }
 
@@ -261,86 +254,23 @@ static int dot_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int
   return 0;
 }
 
-// ---- a helper thread for the second core ----------------------------------------------------------------------
-// One persistent thread, woken per call. It spins briefly (a learner issues GEMMs back to back) and then sleeps on a
-// condition variable, so an idle process costs nothing. Callers that find it busy (another Worker) run alone.
-// The work is cut into GEMM_CHUNKS slices that both threads claim from one counter: when the machine is loaded and
-// the helper is descheduled, the caller takes its slices instead of waiting for it.
+// ---- entry point: C cut into GEMM_SLICES slices for arc_parallel (parallel.c) -------------------------------
 
-enum { GEMM_CHUNKS = 4 };
-
-typedef int (*part_fn)(const gemm_args *, int, int, int, int);
+enum { GEMM_SLICES = 4 };
 
 typedef struct {
-  part_fn run;
   const gemm_args *g;
+  int (*run)(const gemm_args *, int, int, int, int);
   int along_n, per; // slices run along n (else m), `per` columns (rows) each
-} gemm_job;
+} gemm_slices;
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; // held by the caller that owns the helper
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static atomic_uint job_seq;
-static _Atomic uint64_t claims; // (job sequence << 32) | next unclaimed slice
-static atomic_int slices_done, slices_failed, helper_sleeping;
-static gemm_job helper_job;
-static int helper_state; // 0 not started, 1 running, -1 could not start
-
-// Claim and run slices of job `seq` until none is left (a claim for an older job fails, so a late helper never
-// touches a newer job's slices through stale fields).
-static void run_slices(const gemm_job *j, unsigned seq) {
-  for (;;) {
-    uint64_t v = atomic_load(&claims);
-    if ((unsigned)(v >> 32) != seq || (int)(uint32_t)v >= GEMM_CHUNKS) return;
-    if (!atomic_compare_exchange_weak(&claims, &v, v + 1)) continue;
-    const int c = (int)(uint32_t)v;
-    const gemm_args *g = j->g;
-    const int extent = j->along_n ? g->n : g->m;
-    const int lo = c * j->per < extent ? c * j->per : extent, hi = lo + j->per < extent ? lo + j->per : extent;
-    int rc = 0;
-    if (lo < hi) rc = j->along_n ? j->run(g, 0, g->m, lo, hi) : j->run(g, lo, hi, 0, g->n);
-    if (rc) atomic_store(&slices_failed, rc);
-    atomic_fetch_add(&slices_done, 1);
-  }
-}
-
-static void *helper_main(void *unused) {
-  (void)unused;
-  unsigned seen = 0;
-  for (;;) {
-    unsigned seq;
-    int spins = 0;
-    while ((seq = atomic_load(&job_seq)) == seen) {
-      if (++spins < 20000) { // ~0.1-0.5 ms: long enough to bridge the gaps between a training step's GEMMs
-        _mm_pause();
-        continue;
-      }
-      pthread_mutex_lock(&wake_lock);
-      atomic_store(&helper_sleeping, 1);
-      // seq_cst store of `helper_sleeping` then load of `job_seq` here, and the reverse in the caller: one of the two
-      // sides always sees the other, so a wake-up is never lost.
-      while (atomic_load(&job_seq) == seen) pthread_cond_wait(&wake_cond, &wake_lock);
-      atomic_store(&helper_sleeping, 0);
-      pthread_mutex_unlock(&wake_lock);
-      spins = 0;
-    }
-    seen = seq;
-    const gemm_job j = helper_job;
-    run_slices(&j, seq);
-  }
-  return NULL;
-}
-
-static int start_helper(void) {
-  pthread_once(&tls_once, tls_init); // pins the library: the helper runs its code for the life of the process
-  if (!pinned) return -1;
-  pthread_t t;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  const int rc = pthread_create(&t, &attr, helper_main, NULL);
-  pthread_attr_destroy(&attr);
-  return rc == 0 ? 1 : -1;
+static int gemm_slice(const void *ctx, int slice) {
+  const gemm_slices *j = ctx;
+  const gemm_args *g = j->g;
+  const int extent = j->along_n ? g->n : g->m;
+  const int lo = slice * j->per < extent ? slice * j->per : extent, hi = lo + j->per < extent ? lo + j->per : extent;
+  if (lo >= hi) return 0;
+  return j->along_n ? j->run(g, 0, g->m, lo, hi) : j->run(g, lo, hi, 0, g->n);
 }
 
 // ---- entry point ----------------------------------------------------------------------------------------------
@@ -358,38 +288,13 @@ int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
     return 0;
   }
   const int dot = !trans_a && trans_b && k >= 512;
-  const part_fn run = dot ? dot_part : gemm_part;
   const int unit_n = dot ? DOT_T : GEMM_NR, unit_m = dot ? DOT_T : GEMM_MR;
   // Slice along n (whole panels) when wide enough, else along m.
-  const int along_n = n >= 2 * unit_n && (n >= m || m < 2 * unit_m), along_m = !along_n && m >= 2 * unit_m;
-  if (threads > 1 && (along_n || along_m) && pthread_mutex_trylock(&pool_lock) == 0) {
-    if (helper_state == 0) helper_state = start_helper();
-    if (helper_state == 1) {
-      const int unit = along_n ? unit_n : unit_m, extent = along_n ? n : m;
-      const int units = (extent + unit - 1) / unit;
-      helper_job = (gemm_job){run, &g, along_n, (units + GEMM_CHUNKS - 1) / GEMM_CHUNKS * unit};
-      const unsigned seq = atomic_load(&job_seq) + 1;
-      atomic_store(&slices_done, 0);
-      atomic_store(&slices_failed, 0);
-      atomic_store(&claims, (uint64_t)seq << 32);
-      atomic_store(&job_seq, seq);
-      if (atomic_load(&helper_sleeping)) {
-        pthread_mutex_lock(&wake_lock);
-        pthread_cond_signal(&wake_cond);
-        pthread_mutex_unlock(&wake_lock);
-      }
-      run_slices(&helper_job, seq);
-      for (int spins = 0; atomic_load(&slices_done) < GEMM_CHUNKS; spins++) {
-        if (spins < 4096) _mm_pause();
-        else sched_yield(); // the helper was preempted mid-slice: let it finish
-      }
-      const int rc = atomic_load(&slices_failed);
-      pthread_mutex_unlock(&pool_lock);
-      return rc;
-    }
-    pthread_mutex_unlock(&pool_lock);
-  }
-  return run(&g, 0, m, 0, n);
+  const int along_n = n >= 2 * unit_n && (n >= m || m < 2 * unit_m);
+  const int unit = along_n ? unit_n : unit_m, units = ((along_n ? n : m) + unit - 1) / unit;
+  const int slices = threads > 1 && units > 1 ? GEMM_SLICES : 1;
+  const gemm_slices job = {&g, dot ? dot_part : gemm_part, along_n, (units + slices - 1) / slices * unit};
+  return arc_parallel(gemm_slice, &job, slices, threads);
 }
 
 #else

@@ -15,8 +15,9 @@
 
 import { KERNEL_SYMBOLS, type KernelLibrary, KERNELS_ABI } from "./ffi.ts";
 
-// One translation unit: the loops around GEMM, then our AVX-512 GEMM (`#line` keeps compiler messages per file).
-const SOURCE_URLS = [new URL("./kernels.c", import.meta.url), new URL("./gemm.c", import.meta.url)];
+// One translation unit: the helper thread, the loops around GEMM, then our AVX-512 GEMM (`#line` keeps compiler
+// messages per file).
+const SOURCE_URLS = ["./parallel.c", "./kernels.c", "./gemm.c"].map((f) => new URL(f, import.meta.url));
 const LIB_NAME = "libarcadia_kernels.so";
 // No -ffast-math (NaN must propagate) and no FMA contraction (results must round exactly as V8's double math does);
 // -fno-trapping-math lets GCC turn branches into blends (we never enable FP exceptions).
@@ -213,6 +214,32 @@ export function nativeKernels(): KernelLibrary | null {
  */
 export function setNativeKernelsEnabled(on: boolean): void {
   enabled = on;
+}
+
+let threads = 0;
+
+/**
+ * Threads our kernels may use for large work (GEMM, Adam; they use 1 or 2): `setKernelThreads`, else
+ * `ARCADIA_BLAS_THREADS`, else `OPENBLAS_NUM_THREADS`, else the core count. Actors should run with 1.
+ *
+ * @example
+ * ```ts
+ * import { kernelThreads, setKernelThreads } from "./native.ts";
+ * setKernelThreads(1);
+ * console.assert(kernelThreads() === 1);
+ * ```
+ */
+export function kernelThreads(): number {
+  if (threads === 0) {
+    const fromEnv = Number(env("ARCADIA_BLAS_THREADS") ?? env("OPENBLAS_NUM_THREADS") ?? NaN);
+    threads = fromEnv >= 1 ? Math.floor(fromEnv) : navigator.hardwareConcurrency ?? 1;
+  }
+  return threads;
+}
+
+/** Set the thread count of `kernelThreads()` (`setBlasThreads` in cpu.ts sets it with BLAS's). */
+export function setKernelThreads(count: number): void {
+  threads = Math.max(1, Math.floor(count));
 }
 
 /**
