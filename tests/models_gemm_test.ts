@@ -225,7 +225,16 @@ Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long
   assert.equal(cpuInfo().gemm, "arcadia-avx512");
   // Shapes cross every blocking edge: 8-row and 32-column tiles, KC = 128, the dot path (transB, k >= 512) with its
   // 16-wide tail and its 2048 k-blocks.
-  const shapes: [number, number, number][] = [[8, 32, 1], [9, 33, 129], [37, 70, 300], [64, 16, 600], [13, 45, 2100]];
+  // m = 1 is the batch-1 GEMV path (64-column blocks, 4-row dot products, two threads above 128K elements).
+  const shapes: [number, number, number][] = [
+    [8, 32, 1],
+    [9, 33, 129],
+    [37, 70, 300],
+    [64, 16, 600],
+    [13, 45, 2100],
+    [1, 70, 33],
+    [1, 517, 300],
+  ];
   for (const [m, n, k] of shapes) {
     for (const ta of [0, 1]) {
       for (const tb of [0, 1]) {

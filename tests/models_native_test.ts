@@ -141,8 +141,9 @@ Deno.test("native sumTo (bias-grad reductions) matches TypeScript", opts, () => 
 });
 
 Deno.test("native strided copies (permute, box, broadcast, accumulate) match TypeScript", opts, () => {
-  const shape = [3, 4, 5, 6, 7];
-  const src = rand(3 * 4 * 5 * 6 * 7, 8);
+  // 80,640 elements: large enough for the two-thread path of arc_copy6.
+  const shape = [6, 8, 10, 12, 14];
+  const src = rand(6 * 8 * 10 * 12 * 14, 8);
   const cs = contiguousStrides(shape);
   const perm = [4, 2, 0, 3, 1];
   const pshape = perm.map((d) => shape[d]);
@@ -161,11 +162,18 @@ Deno.test("native strided copies (permute, box, broadcast, accumulate) match Typ
     return y;
   });
   close(bn, bt, "broadcast copies", 0, 0);
+  const [rn, rt] = both(() => {
+    const y = rand(300, 12);
+    // Every row accumulates into the same 300 outputs (dst stride 0): slicing rows across threads would race.
+    cpuBackend.copyStrided(src, 0, [300, 1], [250, 300], y, 0, [0, 1], true);
+    return y;
+  });
+  close(rn, rt, "row-sum adjoint", 0, 0);
 });
 
 Deno.test("native im2col/col2im match TypeScript with padding and strides", opts, () => {
   for (const [k, s, p] of [[3, 1, 1], [8, 4, 0], [4, 2, 1], [5, 3, 2]]) {
-    const H = 19, W = 23, N = 2, C = 3;
+    const H = 19, W = 23, N = 8, C = 9; // most cases above the size where im2col/col2im use two threads
     const outH = Math.floor((H + 2 * p - k) / s) + 1, outW = Math.floor((W + 2 * p - k) / s) + 1;
     const g: ConvGeometry = {
       batch: N,

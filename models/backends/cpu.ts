@@ -110,7 +110,7 @@ export interface CpuInfo {
   blas: string | null;
   /** OpenBLAS core name (e.g. "SkylakeX"), "unknown" for a BLAS without `openblas_get_corename`, or "pure-ts". */
   core: string;
-  /** BLAS thread count (1 for pure TS). */
+  /** Threads for large GEMMs: our kernel's (1 or 2) when it runs them, else BLAS's (1 for pure TS). */
   threads: number;
   /** Why this choice was made (forced core type, self-test result, load error). */
   note: string;
@@ -263,7 +263,7 @@ export function cpuInfo(): CpuInfo {
   return {
     blas: s.path,
     core: s.core,
-    threads: s.maxThreads,
+    threads: gemm === "arcadia-avx512" ? Math.min(2, kernelThreads()) : s.maxThreads,
     note: s.note,
     kernels: k.path,
     kernelsNote: k.note,
@@ -276,8 +276,10 @@ export function cpuInfo(): CpuInfo {
  * (1 or 2). GEMMs below ~2M multiply-adds still run on one thread. Use 1 in actors and all cores in a learner.
  */
 export function setBlasThreads(threads: number): void {
-  setKernelThreads(threads);
+  const own = ownGemm() !== null;
+  setKernelThreads(own ? threads : 1); // see ownGemm: one spinning thread pool at a time
   const s = blas();
+  if (own) return; // BLAS keeps one thread
   if (!s.lib?.symbols.openblas_set_num_threads) return;
   s.lib.symbols.openblas_set_num_threads(threads);
   s.maxThreads = s.lib.symbols.openblas_get_num_threads?.() ?? threads;
@@ -323,8 +325,15 @@ function ownGemm(): KernelLibrary | null {
   const one = new Float32Array([1]), out = new Float32Array(1);
   if (choice === "blas" || lib.symbols.arc_sgemm(0, 0, 1, 1, 1, 1, one, 1, one, 1, 0, out, 1, 1) !== 0) {
     ownGemmOff = true;
+    // OpenBLAS's idle threads spin for ~0.1 s after each call; next to our helper thread that oversubscribes the
+    // cores, so our other kernels stay on one thread when BLAS runs the products.
+    if ((blasState ?? blas()).maxThreads > 1) setKernelThreads(1);
     return null;
   }
+  // The reverse: with our GEMM in charge, BLAS only gets small products, on one thread.
+  const s = blasState ?? blas();
+  s.lib?.symbols.openblas_set_num_threads?.(1);
+  s.maxThreads = s.curThreads = 1;
   return lib;
 }
 let ownGemmOff = false;
@@ -348,11 +357,11 @@ export function gemm(
 ): void {
   if (m === 0 || n === 0) return;
   const s = blasState ?? blas();
-  // Our kernel's 8x32 tiles waste most of their work below 8 rows or 16 columns; BLAS GEMV serves batch 1.
-  if (m >= 8 && n >= 16 && k > 0) {
+  // Our kernel's 8x32 tiles waste most of their work at 2-7 rows or under 16 columns: BLAS serves those.
+  if ((m >= 8 || m === 1) && n >= 16 && k > 0) {
     const own = ownGemm();
     if (own !== null) {
-      const threads = m * n * k >= SMALL_GEMM_WORK ? kernelThreads() : 1;
+      const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : SMALL_GEMM_WORK) ? kernelThreads() : 1;
       const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
       if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
     }
@@ -818,7 +827,7 @@ function reduce(op: ReduceOp, x: Float32Array, outer: number, n: number, inner: 
 
 function im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void {
   const k = nativeKernels();
-  if (k !== null) return k.symbols.arc_im2col(x, convGeo(g), col);
+  if (k !== null) return k.symbols.arc_im2col(x, convGeo(g), col, kernelThreads());
   const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
   const P = outH * outW;
   const cols = batch * P;
@@ -853,7 +862,7 @@ function im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void {
 
 function col2im(col: Float32Array, g: ConvGeometry, dx: Float32Array): void {
   const k = nativeKernels();
-  if (k !== null) return k.symbols.arc_col2im(col, convGeo(g), dx);
+  if (k !== null) return k.symbols.arc_col2im(col, convGeo(g), dx, kernelThreads());
   const { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
   const P = outH * outW;
   const cols = batch * P;
@@ -917,7 +926,7 @@ function copyStrided(
       geo18[6 + i] = s0[i];
       geo18[12 + i] = s1[i];
     }
-    k.symbols.arc_copy6(src, srcOffset, dst, dstOffset, geo18, accumulate ? 1 : 0);
+    k.symbols.arc_copy6(src, srcOffset, dst, dstOffset, geo18, accumulate ? 1 : 0, kernelThreads());
     return;
   }
   // Explicit nested loops: no offset tables, and the row kernel sees monomorphic arguments.

@@ -7,7 +7,7 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 3;
+export const KERNELS_ABI = 4;
 
 /** Symbols of `libarcadia_kernels`. */
 export const KERNEL_SYMBOLS = {
@@ -41,12 +41,12 @@ export const KERNEL_SYMBOLS = {
   //                   double alpha);
   arc_sum_to2d: { parameters: ["buffer", "i32", "i32", "buffer", "i32", "i32", "f64"], result: "void" },
   // void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, const int32_t *geo,
-  //                int32_t accumulate);
-  arc_copy6: { parameters: ["buffer", "i32", "buffer", "i32", "buffer", "i32"], result: "void" },
-  // void arc_im2col(const float *x, const int32_t *geo, float *col);
-  arc_im2col: { parameters: ["buffer", "buffer", "buffer"], result: "void" },
-  // void arc_col2im(const float *col, const int32_t *geo, float *dx);
-  arc_col2im: { parameters: ["buffer", "buffer", "buffer"], result: "void" },
+  //                int32_t accumulate, int32_t threads);
+  arc_copy6: { parameters: ["buffer", "i32", "buffer", "i32", "buffer", "i32", "i32"], result: "void" },
+  // void arc_im2col(const float *x, const int32_t *geo, float *col, int32_t threads);
+  arc_im2col: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
+  // void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads);
+  arc_col2im: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   // int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const float *a,
   //               int32_t lda, const float *b, int32_t ldb, float beta, float *c, int32_t ldc, int32_t threads);
   // 0 on success, -1 when built without AVX-512 (use BLAS), -2 out of memory. gemm.c.

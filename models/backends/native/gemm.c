@@ -200,54 +200,122 @@ static int gemm_part(const gemm_args *g, int i_begin, int i_end, int j_begin, in
 // small C. Packing them would cost as much as the arithmetic; 4x4 tiles of dot products read them in place instead.
 // k runs in blocks of DOT_KB so a tile's rows stay in L1 while the other operand's block sits in L2.
 
-enum { DOT_KB = 2048, DOT_T = 4 };
+// Tiles of DOT_MI rows of A by DOT_NJ rows of B: 24 accumulators, and per 16 values of k 11 loads for 24 FMAs
+// (rows of a long-k operand start unaligned, so most loads split a cache line: loads, not FMAs, bound a 4x4 tile).
+enum { DOT_KB = 2048, DOT_MI = 8, DOT_NJ = 3 };
 
 static inline void dot_tile(const float *a, int lda, const float *b, int ldb, int kb, int mi, int nj, float *out) {
-  const float *ar[DOT_T], *br[DOT_T];
-  for (int r = 0; r < DOT_T; r++) ar[r] = a + (size_t)(r < mi ? r : 0) * lda, br[r] = b + (size_t)(r < nj ? r : 0) * ldb;
-  __m512 acc[DOT_T][DOT_T];
-  for (int r = 0; r < DOT_T; r++)
-    for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_setzero_ps();
+  const float *ar[DOT_MI], *br[DOT_NJ];
+  for (int r = 0; r < DOT_MI; r++) ar[r] = a + (size_t)(r < mi ? r : 0) * lda;
+  for (int q = 0; q < DOT_NJ; q++) br[q] = b + (size_t)(q < nj ? q : 0) * ldb;
+  __m512 acc[DOT_MI][DOT_NJ];
+  for (int r = 0; r < DOT_MI; r++)
+    for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_setzero_ps();
   const int full = kb & ~15;
   for (int p = 0; p < full; p += 16) {
-    __m512 va[DOT_T], vb[DOT_T];
-    for (int r = 0; r < DOT_T; r++) va[r] = _mm512_loadu_ps(ar[r] + p), vb[r] = _mm512_loadu_ps(br[r] + p);
-    for (int r = 0; r < DOT_T; r++)
-      for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_fmadd_ps(va[r], vb[q], acc[r][q]);
+    __m512 vb[DOT_NJ];
+    for (int q = 0; q < DOT_NJ; q++) vb[q] = _mm512_loadu_ps(br[q] + p);
+    for (int r = 0; r < DOT_MI; r++) {
+      const __m512 va = _mm512_loadu_ps(ar[r] + p);
+      for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_fmadd_ps(va, vb[q], acc[r][q]);
+    }
   }
   if (full < kb) {
     const __mmask16 mk = (__mmask16)((1u << (kb - full)) - 1);
-    __m512 va[DOT_T], vb[DOT_T];
-    for (int r = 0; r < DOT_T; r++) {
-      va[r] = _mm512_maskz_loadu_ps(mk, ar[r] + full), vb[r] = _mm512_maskz_loadu_ps(mk, br[r] + full);
+    __m512 vb[DOT_NJ];
+    for (int q = 0; q < DOT_NJ; q++) vb[q] = _mm512_maskz_loadu_ps(mk, br[q] + full);
+    for (int r = 0; r < DOT_MI; r++) {
+      const __m512 va = _mm512_maskz_loadu_ps(mk, ar[r] + full);
+      for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_fmadd_ps(va, vb[q], acc[r][q]);
     }
-    for (int r = 0; r < DOT_T; r++)
-      for (int q = 0; q < DOT_T; q++) acc[r][q] = _mm512_fmadd_ps(va[r], vb[q], acc[r][q]);
   }
-  for (int r = 0; r < DOT_T; r++)
-    for (int q = 0; q < DOT_T; q++) out[r * DOT_T + q] = _mm512_reduce_add_ps(acc[r][q]);
+  for (int r = 0; r < DOT_MI; r++)
+    for (int q = 0; q < DOT_NJ; q++) out[r * DOT_NJ + q] = _mm512_reduce_add_ps(acc[r][q]);
 }
 
 static int dot_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int j_end) {
-  const int rows_inner = i_end - i_begin <= j_end - j_begin; // the smaller side's block is re-read from L2
+  // The smaller operand's k block stays in L2 and is re-read for every tile of the other.
+  const int rows_inner = i_end - i_begin <= j_end - j_begin;
   for (int kb = 0; kb < g->k; kb += DOT_KB) {
     const int kn = g->k - kb < DOT_KB ? g->k - kb : DOT_KB;
     const int first = kb == 0;
+    const int step_o = rows_inner ? DOT_NJ : DOT_MI, step_in = rows_inner ? DOT_MI : DOT_NJ;
     const int outer_begin = rows_inner ? j_begin : i_begin, outer_end = rows_inner ? j_end : i_end;
     const int inner_begin = rows_inner ? i_begin : j_begin, inner_end = rows_inner ? i_end : j_end;
-    for (int o = outer_begin; o < outer_end; o += DOT_T) {
-      for (int in = inner_begin; in < inner_end; in += DOT_T) {
+    for (int o = outer_begin; o < outer_end; o += step_o) {
+      for (int in = inner_begin; in < inner_end; in += step_in) {
         const int i = rows_inner ? in : o, j = rows_inner ? o : in;
-        const int mi = i_end - i < DOT_T ? i_end - i : DOT_T, nj = j_end - j < DOT_T ? j_end - j : DOT_T;
-        float out[DOT_T * DOT_T];
+        const int mi = i_end - i < DOT_MI ? i_end - i : DOT_MI, nj = j_end - j < DOT_NJ ? j_end - j : DOT_NJ;
+        float out[DOT_MI * DOT_NJ];
         dot_tile(g->a + (size_t)i * g->lda + kb, g->lda, g->b + (size_t)j * g->ldb + kb, g->ldb, kn, mi, nj, out);
         for (int r = 0; r < mi; r++) {
           float *row = g->c + (size_t)(i + r) * g->ldc + j;
           for (int q = 0; q < nj; q++) {
-            const float v = g->alpha * out[r * DOT_T + q];
+            const float v = g->alpha * out[r * DOT_NJ + q];
             row[q] = first ? (g->beta == 0.0f ? v : v + g->beta * row[q]) : row[q] + v;
           }
         }
+      }
+    }
+  }
+  return 0;
+}
+
+// ---- one row times a matrix (batch-1 inference): memory-bound, so both threads stream half the matrix each ------
+
+typedef struct {
+  const gemm_args *g;
+  int per;
+} gemv_slices;
+
+// c[j] = alpha * Σ_p a[p] op(B)[p][j] + beta * c[j] for j in [j0, j1); a's stride is lda when A is stored k x 1.
+static int gemv_slice(const void *ctx, int slice) {
+  const gemv_slices *s = ctx;
+  const gemm_args *g = s->g;
+  const int j0 = slice * s->per < g->n ? slice * s->per : g->n, j1 = j0 + s->per < g->n ? j0 + s->per : g->n;
+  const int as = g->trans_a ? g->lda : 1;
+  const __m512i a_idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(as));
+  if (g->trans_b) { // B stored n x k: one dot product per output, four rows of B at a time
+    int j = j0;
+    for (; j < j1; j += 4) {
+      const int nj = j1 - j < 4 ? j1 - j : 4;
+      const float *b0 = g->b + (size_t)j * g->ldb;
+      const float *b1 = nj > 1 ? b0 + g->ldb : b0, *b2 = nj > 2 ? b0 + 2 * (size_t)g->ldb : b0;
+      const float *b3 = nj > 3 ? b0 + 3 * (size_t)g->ldb : b0;
+      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+      for (int p = 0; p < g->k; p += 16) {
+        const __mmask16 mk = g->k - p >= 16 ? 0xFFFF : (__mmask16)((1u << (g->k - p)) - 1);
+        const __m512 va = as == 1 ? _mm512_maskz_loadu_ps(mk, g->a + p)
+                                  : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, a_idx, g->a + (size_t)p * as, 4);
+        s0 = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, b0 + p), s0);
+        s1 = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, b1 + p), s1);
+        s2 = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, b2 + p), s2);
+        s3 = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, b3 + p), s3);
+      }
+      const float r[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2),
+                          _mm512_reduce_add_ps(s3)};
+      for (int q = 0; q < nj; q++) g->c[j + q] = g->alpha * r[q] + (g->beta == 0.0f ? 0.0f : g->beta * g->c[j + q]);
+    }
+  } else { // B stored k x n: accumulate rows of B, 64 columns at a time in registers
+    for (int j = j0; j < j1; j += 64) {
+      const int nj = j1 - j < 64 ? j1 - j : 64;
+      __mmask16 mk[4];
+      for (int v = 0; v < 4; v++) {
+        const int left = nj - 16 * v;
+        mk[v] = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+      }
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int p = 0; p < g->k; p++) {
+        const __m512 ap = _mm512_set1_ps(g->a[(size_t)p * as]);
+        const float *row = g->b + (size_t)p * g->ldb + j;
+        for (int v = 0; v < 4; v++) acc[v] = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(mk[v], row + 16 * v), acc[v]);
+      }
+      const __m512 va = _mm512_set1_ps(g->alpha), vb = _mm512_set1_ps(g->beta);
+      for (int v = 0; v < 4; v++) {
+        __m512 out = _mm512_mul_ps(va, acc[v]);
+        if (g->beta != 0.0f) out = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk[v], g->c + j + 16 * v), out);
+        _mm512_mask_storeu_ps(g->c + j + 16 * v, mk[v], out);
       }
     }
   }
@@ -287,8 +355,14 @@ int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
     }
     return 0;
   }
+  if (m == 1) { // slices of 64 outputs (a multiple of both paths' 4 and 64), at least 64K matrix elements each
+    const int64_t elems = (int64_t)n * k;
+    const int slices = threads > 1 && elems >= 2 * 65536 && n >= 128 ? 8 : 1;
+    const gemv_slices job = {&g, ((n + slices - 1) / slices + 63) & ~63};
+    return arc_parallel(gemv_slice, &job, slices, threads);
+  }
   const int dot = !trans_a && trans_b && k >= 512;
-  const int unit_n = dot ? DOT_T : GEMM_NR, unit_m = dot ? DOT_T : GEMM_MR;
+  const int unit_n = dot ? DOT_NJ : GEMM_NR, unit_m = dot ? DOT_MI : GEMM_MR;
   // Slice along n (whole panels) when wide enough, else along m.
   const int along_n = n >= 2 * unit_n && (n >= m || m < 2 * unit_m);
   const int unit = along_n ? unit_n : unit_m, units = ((along_n ? n : m) + unit - 1) / unit;

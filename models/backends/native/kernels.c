@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 3
+#define ARC_ABI 4
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 
@@ -261,8 +261,8 @@ void arc_sum_to2d(const float *restrict x, int32_t rows, int32_t cols, float *re
 }
 
 // ---- Strided copy (up to 6 dims; geo = shape[6], src strides[6], dst strides[6]) -----------------------------
-void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, const int32_t *geo, int32_t accumulate) {
-  const int32_t *d = geo, *s = geo + 6, *t = geo + 12;
+static void copy6(const float *src, int64_t src_off, float *dst, int64_t dst_off, const int32_t *d, const int32_t *s,
+                  const int32_t *t, int32_t accumulate) {
   const int32_t n = d[5];
   const int64_t ss = s[5], sd = t[5];
   for (int32_t i0 = 0; i0 < d[0]; i0++)
@@ -291,12 +291,65 @@ void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, c
           }
 }
 
+// Memory-bound copies of 64K+ elements run on two threads, sliced along the outermost dim whose slices write
+// disjoint ranges of dst (its stride exceeds the span of the dims inside it), so accumulating adjoints are safe too.
+typedef struct {
+  const float *src;
+  float *dst;
+  int64_t src_off, dst_off;
+  int32_t d[6], s[6], t[6], accumulate, dim, per;
+} copy_args;
+
+static int copy_slice(const void *ctx, int slice) {
+  const copy_args *a = ctx;
+  const int32_t lo = slice * a->per, hi = lo + a->per < a->d[a->dim] ? lo + a->per : a->d[a->dim];
+  if (lo >= hi) return 0;
+  int32_t d[6];
+  memcpy(d, a->d, sizeof d);
+  d[a->dim] = hi - lo;
+  copy6(a->src, a->src_off + (int64_t)lo * a->s[a->dim], a->dst, a->dst_off + (int64_t)lo * a->t[a->dim], d, a->s,
+        a->t, a->accumulate);
+  return 0;
+}
+
+void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, const int32_t *geo, int32_t accumulate,
+               int32_t threads) {
+  copy_args a = {src, dst, src_off, dst_off, {0}, {0}, {0}, accumulate, -1, 0};
+  memcpy(a.d, geo, sizeof a.d), memcpy(a.s, geo + 6, sizeof a.s), memcpy(a.t, geo + 12, sizeof a.t);
+  int64_t total = 1;
+  for (int i = 0; i < 6; i++) total *= a.d[i];
+  if (threads > 1 && total >= 65536) {
+    for (int dim = 0; dim < 5 && a.dim < 0; dim++) {
+      if (a.d[dim] < 2) continue;
+      int64_t span = 0;
+      for (int e = dim + 1; e < 6; e++) span += (int64_t)(a.d[e] - 1) * (a.t[e] < 0 ? -a.t[e] : a.t[e]);
+      if ((a.t[dim] < 0 ? -(int64_t)a.t[dim] : a.t[dim]) > span) a.dim = dim;
+      else break; // an outer dim whose slices overlap: do not look further in
+    }
+  }
+  if (a.dim < 0) {
+    copy6(src, src_off, dst, dst_off, a.d, a.s, a.t, accumulate);
+    return;
+  }
+  const int slices = a.d[a.dim] < 8 ? a.d[a.dim] : 8;
+  a.per = (a.d[a.dim] + slices - 1) / slices;
+  arc_parallel(copy_slice, &a, slices, threads);
+}
+
 // ---- im2col / col2im (geo = batch, channels, height, width, kh, kw, sh, sw, ph, pw, oh, ow) -------------------
-void arc_im2col(const float *restrict x, const int32_t *geo, float *restrict col) {
+// Both slice over channels on two threads: channel c owns rows c·KH·KW.. of col and plane c of every image in x.
+typedef struct {
+  const float *in;
+  float *out;
+  const int32_t *geo;
+  int32_t per;
+} conv_args;
+
+static void im2col_channels(const float *restrict x, const int32_t *geo, float *restrict col, int32_t c0, int32_t c1) {
   const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
                 PH = geo[8], PW = geo[9], OH = geo[10], OW = geo[11];
   const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
-  for (int32_t c = 0; c < C; c++)
+  for (int32_t c = c0; c < c1; c++)
     for (int32_t ki = 0; ki < KH; ki++)
       for (int32_t kj = 0; kj < KW; kj++) {
         const int64_t row = ((int64_t)(c * KH + ki) * KW + kj) * cols;
@@ -323,11 +376,12 @@ void arc_im2col(const float *restrict x, const int32_t *geo, float *restrict col
       }
 }
 
-void arc_col2im(const float *restrict col, const int32_t *geo, float *restrict dx) {
+static void col2im_channels(const float *restrict col, const int32_t *geo, float *restrict dx, int32_t c0,
+                            int32_t c1) {
   const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
                 PH = geo[8], PW = geo[9], OH = geo[10], OW = geo[11];
   const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
-  for (int32_t c = 0; c < C; c++)
+  for (int32_t c = c0; c < c1; c++)
     for (int32_t ki = 0; ki < KH; ki++)
       for (int32_t kj = 0; kj < KW; kj++) {
         const int64_t row = ((int64_t)(c * KH + ki) * KW + kj) * cols;
@@ -350,4 +404,36 @@ void arc_col2im(const float *restrict col, const int32_t *geo, float *restrict d
           }
         }
       }
+}
+
+static int im2col_slice(const void *ctx, int slice) {
+  const conv_args *a = ctx;
+  const int32_t c0 = slice * a->per, c1 = c0 + a->per < a->geo[1] ? c0 + a->per : a->geo[1];
+  if (c0 < c1) im2col_channels(a->in, a->geo, a->out, c0, c1);
+  return 0;
+}
+
+static int col2im_slice(const void *ctx, int slice) {
+  const conv_args *a = ctx;
+  const int32_t c0 = slice * a->per, c1 = c0 + a->per < a->geo[1] ? c0 + a->per : a->geo[1];
+  if (c0 < c1) col2im_channels(a->in, a->geo, a->out, c0, c1);
+  return 0;
+}
+
+static int conv_slices(const int32_t *geo, int32_t threads) {
+  const int64_t work = (int64_t)geo[1] * geo[4] * geo[5] * geo[0] * geo[10] * geo[11];
+  if (threads < 2 || work < 65536 || geo[1] < 2) return 1;
+  return geo[1] < 8 ? geo[1] : 8;
+}
+
+void arc_im2col(const float *x, const int32_t *geo, float *col, int32_t threads) {
+  const int slices = conv_slices(geo, threads);
+  const conv_args a = {x, col, geo, (geo[1] + slices - 1) / slices};
+  arc_parallel(im2col_slice, &a, slices, threads);
+}
+
+void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads) {
+  const int slices = conv_slices(geo, threads);
+  const conv_args a = {col, dx, geo, (geo[1] + slices - 1) / slices};
+  arc_parallel(col2im_slice, &a, slices, threads);
 }
