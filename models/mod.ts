@@ -39,3 +39,4 @@ export * from "./losses.ts";
 export * from "./distributions.ts";
 export * from "./checkpoint.ts";
 export * from "./onnx.ts";
+export * from "./image.ts";

@@ -14,6 +14,7 @@ import type { BinaryOp, ConvGeometry, UnaryOp } from "../models/primitives.ts";
 import { contiguousStrides } from "../models/primitives.ts";
 import { Adam, clipGradNorm } from "../models/optim.ts";
 import { tensor } from "../models/tensor.ts";
+import { imagesToFloat } from "../models/image.ts";
 
 function rand(n: number, seed: number, scale = 3): Float32Array {
   let s = seed >>> 0;
@@ -233,4 +234,20 @@ Deno.test("native Adam and gradient clipping match TypeScript over several steps
   } finally {
     setKernelThreads(threads);
   }
+});
+
+Deno.test("native uint8 images to float (channels-last to channels-first) match TypeScript", opts, () => {
+  const raw = Uint8Array.from(rand(5 * 7 * 11 * 3, 40), (v) => Math.floor((v + 3) * 42.5));
+  for (const channelsLast of [true, false]) {
+    const layout = { channels: 3, height: 7, width: 11, channelsLast };
+    const [xn, xt] = both(() => imagesToFloat(raw, 5, layout));
+    close(xn, xt, `imagesToFloat channelsLast=${channelsLast}`, 0, 0);
+    // Pixel (y=2, x=5) of image 4, green channel, lands in plane 1.
+    const src = channelsLast ? ((4 * 7 + 2) * 11 + 5) * 3 + 1 : ((4 * 3 + 1) * 7 + 2) * 11 + 5;
+    assert.equal(xn[((4 * 3 + 1) * 7 + 2) * 11 + 5], Math.fround(raw[src] * (1 / 255)));
+  }
+  assert.throws(
+    () => imagesToFloat(raw, 6, { channels: 3, height: 7, width: 11, channelsLast: true }),
+    /need 1386 bytes/,
+  );
 });

@@ -11,6 +11,7 @@ import {
   ELU,
   Flatten,
   GRU,
+  imagesToFloat,
   type Layer,
   Linear,
   Module,
@@ -191,16 +192,8 @@ export class AppoModel extends Module {
     const size = this.obsSize;
     const x = out ?? new Float32Array(rows * size);
     if (raw instanceof Uint8Array) {
-      const s = 1 / 255;
-      if (this.#hwc) {
-        const [c, h, w] = this.inputShape, hw = h * w;
-        for (let r = 0; r < rows; r++) {
-          const base = r * size;
-          for (let p = 0; p < hw; p++) {
-            for (let ch = 0; ch < c; ch++) x[base + ch * hw + p] = raw[base + p * c + ch] * s;
-          }
-        }
-      } else for (let i = 0; i < rows * size; i++) x[i] = raw[i] * s;
+      const [c, h, w] = this.inputShape.length === 3 ? this.inputShape : [1, 1, size];
+      imagesToFloat(raw, rows, { channels: c, height: h, width: w, channelsLast: this.#hwc }, x);
     } else if (this.obsRms) {
       const mean = this.obsRms.mean, v = this.obsRms.var;
       const inv = new Float64Array(size);

@@ -1,15 +1,20 @@
-// Arcadia's own single-precision GEMM for AVX-512 CPUs, compiled into the kernel library after kernels.c.
+// Arcadia's own single-precision GEMM for AVX-512 CPUs, compiled into the kernel library after parallel.c and
+// kernels.c.
 //
 // Why our own: the Debian OpenBLAS reaches its peak only at large square shapes, and where OPENBLAS_CORETYPE pins
 // its AVX2 ("Haswell") kernels (our CI machines do) it runs the learners' shapes (M = 32..128 rows against N in the
-// thousands, K = 64..3136) at 50-80 GFLOP/s on 2 threads. A BLIS-style 8x32 AVX-512 micro-kernel over packed
-// panels with our own two-thread split does these shapes at about twice that (see `deno task bench --only models`).
+// thousands, K = 64..14090) at 45-80 GFLOP/s per core. These kernels do them at 1.2-1.6x that on one core, and on two
+// cores without OpenBLAS's idle threads spinning for ~0.1 s after every call (see `deno task bench --only models`).
 //
-// Layout (row-major, C = alpha * op(A) op(B) + beta * C): the k loop runs in blocks of KC; per block, op(B) is
-// packed into 32-column panels ([k][32], zero padded) and op(A) into 8-row panels ([k][8]); the micro-kernel keeps
-// an 8x32 tile of C in 16 zmm registers, broadcasting A and loading B. One B panel (KC x 32 floats = 32 KiB) stays in
-// L1 while every A panel of the block streams past it from L2. Each element's sum runs over k in the same order
-// whatever the thread split, so results do not depend on the thread count.
+// Three paths, all row-major (C = alpha * op(A) op(B) + beta * C):
+// - packed (BLIS-style): the k loop runs in blocks of KC; per block, op(B) is packed into 32-column panels ([k][32],
+//   zero padded) and op(A) into 8-row panels ([k][8]); the micro-kernel keeps an 8x32 tile of C in 16 zmm registers,
+//   broadcasting A and loading B. One B panel (KC x 32 floats = 16 KiB) stays in L1 while every A panel of the block
+//   streams past it from L2.
+// - dot: A·Bᵀ with a long k (weight gradients), as tiles of dot products read in place (no packing).
+// - gemv: one row (batch-1 inference), streaming the matrix once.
+// Work is sliced along n (or m) for the two threads of parallel.c; each element's sum runs over k in the same order
+// whatever the split, so results do not depend on the thread count.
 //
 // Without AVX-512 `arc_sgemm` returns -1 and the caller uses BLAS.
 #include <stdint.h>
@@ -204,18 +209,21 @@ static int gemm_part(const gemm_args *g, int i_begin, int i_end, int j_begin, in
 // (rows of a long-k operand start unaligned, so most loads split a cache line: loads, not FMAs, bound a 4x4 tile).
 enum { DOT_KB = 2048, DOT_MI = 8, DOT_NJ = 3 };
 
-static inline void dot_tile(const float *a, int lda, const float *b, int ldb, int kb, int mi, int nj, float *out) {
+// One tile with MI (a compile-time constant after inlining) rows of A, so a short last tile (m = 9: 8 + 1) computes
+// only its own rows; B rows past nj repeat row 0 and are discarded.
+static inline __attribute__((always_inline)) void dot_tile_rows(const float *a, int lda, const float *b, int ldb, int kb,
+                                                                const int MI, int nj, float *out) {
   const float *ar[DOT_MI], *br[DOT_NJ];
-  for (int r = 0; r < DOT_MI; r++) ar[r] = a + (size_t)(r < mi ? r : 0) * lda;
+  for (int r = 0; r < MI; r++) ar[r] = a + (size_t)r * lda;
   for (int q = 0; q < DOT_NJ; q++) br[q] = b + (size_t)(q < nj ? q : 0) * ldb;
   __m512 acc[DOT_MI][DOT_NJ];
-  for (int r = 0; r < DOT_MI; r++)
+  for (int r = 0; r < MI; r++)
     for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_setzero_ps();
   const int full = kb & ~15;
   for (int p = 0; p < full; p += 16) {
     __m512 vb[DOT_NJ];
     for (int q = 0; q < DOT_NJ; q++) vb[q] = _mm512_loadu_ps(br[q] + p);
-    for (int r = 0; r < DOT_MI; r++) {
+    for (int r = 0; r < MI; r++) {
       const __m512 va = _mm512_loadu_ps(ar[r] + p);
       for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_fmadd_ps(va, vb[q], acc[r][q]);
     }
@@ -224,13 +232,26 @@ static inline void dot_tile(const float *a, int lda, const float *b, int ldb, in
     const __mmask16 mk = (__mmask16)((1u << (kb - full)) - 1);
     __m512 vb[DOT_NJ];
     for (int q = 0; q < DOT_NJ; q++) vb[q] = _mm512_maskz_loadu_ps(mk, br[q] + full);
-    for (int r = 0; r < DOT_MI; r++) {
+    for (int r = 0; r < MI; r++) {
       const __m512 va = _mm512_maskz_loadu_ps(mk, ar[r] + full);
       for (int q = 0; q < DOT_NJ; q++) acc[r][q] = _mm512_fmadd_ps(va, vb[q], acc[r][q]);
     }
   }
-  for (int r = 0; r < DOT_MI; r++)
+  for (int r = 0; r < MI; r++)
     for (int q = 0; q < DOT_NJ; q++) out[r * DOT_NJ + q] = _mm512_reduce_add_ps(acc[r][q]);
+}
+
+static void dot_tile(const float *a, int lda, const float *b, int ldb, int kb, int mi, int nj, float *out) {
+  switch (mi) {
+  case 1: dot_tile_rows(a, lda, b, ldb, kb, 1, nj, out); break;
+  case 2: dot_tile_rows(a, lda, b, ldb, kb, 2, nj, out); break;
+  case 3: dot_tile_rows(a, lda, b, ldb, kb, 3, nj, out); break;
+  case 4: dot_tile_rows(a, lda, b, ldb, kb, 4, nj, out); break;
+  case 5: dot_tile_rows(a, lda, b, ldb, kb, 5, nj, out); break;
+  case 6: dot_tile_rows(a, lda, b, ldb, kb, 6, nj, out); break;
+  case 7: dot_tile_rows(a, lda, b, ldb, kb, 7, nj, out); break;
+  default: dot_tile_rows(a, lda, b, ldb, kb, 8, nj, out); break;
+  }
 }
 
 static int dot_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int j_end) {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 4
+#define ARC_ABI 5
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 
@@ -436,4 +436,23 @@ void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads
   const int slices = conv_slices(geo, threads);
   const conv_args a = {col, dx, geo, (geo[1] + slices - 1) / slices};
   arc_parallel(col2im_slice, &a, slices, threads);
+}
+
+// ---- uint8 images to float32 (policy inputs) -------------------------------------------------------------------
+// out = raw * scale, computed in double and rounded once like V8; with hwc, [rows, hw, c] becomes [rows, c, hw].
+void arc_u8_to_f32(const uint8_t *restrict raw, int32_t rows, int32_t c, int32_t hw, int32_t hwc, double scale,
+                   float *restrict out) {
+  const int64_t size = (int64_t)c * hw;
+  for (int32_t r = 0; r < rows; r++) {
+    const uint8_t *src = raw + r * size;
+    float *dst = out + r * size;
+    if (!hwc || c == 1) {
+      for (int64_t i = 0; i < size; i++) dst[i] = (float)(src[i] * scale);
+    } else {
+      for (int32_t ch = 0; ch < c; ch++) {
+        float *plane = dst + (int64_t)ch * hw;
+        for (int32_t p = 0; p < hw; p++) plane[p] = (float)(src[(int64_t)p * c + ch] * scale);
+      }
+    }
+  }
 }
