@@ -270,6 +270,41 @@ Deno.test("killing the engine mid-episode gives a clear error from step(), and a
   fresh.step(2);
 });
 
+Deno.test("stepAsync: several engines step at once with the same results as step(); errors and close() are safe", async () => {
+  const scenario = "health_gathering_supreme";
+  const actions = Array.from({ length: 60 }, (_, t) => (t * 7) % 3);
+  const sync = new DoomEnv(scenario, { frameskip: 4 });
+  const asyncEnvs = [new DoomEnv(scenario, { frameskip: 4 }), new DoomEnv(scenario, { frameskip: 4 })];
+  try {
+    sync.reset({ seed: 5 });
+    for (const env of asyncEnvs) env.reset({ seed: 5 });
+    for (const a of actions) {
+      const [obs, reward, term, trunc] = sync.step(a);
+      const results = await Promise.all(asyncEnvs.map((env) => env.stepAsync(a)));
+      for (const [o, r, te, tr] of results) {
+        assert.deepEqual([r, te, tr], [reward, term, trunc]);
+        assert.deepEqual(o, obs);
+      }
+      if (term || trunc) break;
+    }
+    // An engine killed under an in-flight step: the promise rejects with the engine's error (read per game, since
+    // the step ran on another thread), and close() right after is safe.
+    const [victim] = asyncEnvs;
+    Deno.kill(victim.enginePid!, "SIGKILL");
+    await assert.rejects(async () => {
+      for (let t = 0; t < 100; t++) await victim.stepAsync(1);
+    }, /step\(\) failed: \S.*(unexpected|exit|crash|not running)/i);
+    // close() while a step is in flight frees the game only after the step returns.
+    const inFlight = asyncEnvs[1].stepAsync(1);
+    asyncEnvs[1].close();
+    await inFlight.then(() => {}, () => {});
+    assert.throws(() => asyncEnvs[1].step(1), /closed env/);
+  } finally {
+    sync.close();
+    for (const env of asyncEnvs) env.close();
+  }
+});
+
 Deno.test("close() stops the engine: no orphan engine processes", async () => {
   const before = new Set(ownEngines());
   const env = new DoomEnv("basic");

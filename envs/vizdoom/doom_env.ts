@@ -223,6 +223,9 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   #dir: string;
   #closed = false;
   #needsReset = true;
+  /** A stepAsync() is running on a pool thread: the native game must outlive it (close() waits for it). */
+  #stepping = false;
+  #closeAfterStep = false;
   #instanceId = "";
   #action: Float64Array<ArrayBuffer>;
   #actionTable: Float64Array[] = [];
@@ -364,17 +367,56 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   }
 
   override step(action: DoomAction): StepResult<DoomObservation> {
+    const handle = this.#beginStep(action);
+    return this.#finishStep(handle, this.#lib.avz_step(handle, this.frameskip));
+  }
+
+  /**
+   * `step()` with the engine's work on a Deno pool thread: start several envs' steps, then await them together, and
+   * their engines (separate processes) run at the same time instead of one after another. Do not call anything else
+   * on this env until the promise settles.
+   *
+   * @example
+   * ```ts ignore
+   * import { DoomEnv } from "./doom_env.ts";
+   * const envs = [new DoomEnv("basic"), new DoomEnv("basic")];
+   * for (const env of envs) env.reset({ seed: 0 });
+   * const results = await Promise.all(envs.map((env) => env.stepAsync(0)));
+   * for (const env of envs) env.close();
+   * ```
+   */
+  async stepAsync(action: DoomAction): Promise<StepResult<DoomObservation>> {
+    const handle = this.#beginStep(action);
+    this.#stepping = true;
+    let rc: number;
+    try {
+      rc = await this.#lib.avz_step_nonblocking(handle, this.frameskip);
+    } finally {
+      this.#stepping = false;
+      if (this.#closeAfterStep) this.close();
+    }
+    if (this.#closed) throw new Error("DoomEnv: closed while stepAsync() was running");
+    return this.#finishStep(handle, rc, true);
+  }
+
+  #beginStep(action: DoomAction): Deno.PointerValue {
     const handle = this.#live("step");
+    if (this.#stepping) throw new Error("DoomEnv: step() while a stepAsync() is in flight; await it first");
     if (this.#needsReset) {
       throw new Error("DoomEnv: call reset() before step() (at the start and after an episode ends)");
     }
     this.actionSpace.assertContains(action, "action");
     this.#writeAction(action);
-    const rc = this.#lib.avz_step(handle, this.frameskip);
+    return handle;
+  }
+
+  #finishStep(handle: Deno.PointerValue, rc: number, offThread = false): StepResult<DoomObservation> {
     if (rc < 0) {
       this.#needsReset = true;
+      const p = offThread ? this.#lib.avz_step_error(handle) : null;
+      const message = offThread ? (p ? Deno.UnsafePointerView.getCString(p) : "") : lastError(this.#lib);
       throw new Error(
-        `DoomEnv: step() failed: ${lastError(this.#lib)} (engine ${this.#instanceId}; ` +
+        `DoomEnv: step() failed: ${message} (engine ${this.#instanceId}; ` +
           `if the engine process died, close() this env and create a new one)`,
       );
     }
@@ -414,6 +456,10 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
 
   /** Stops the engine and frees the native game. Safe to call more than once. */
   override close(): void {
+    if (this.#stepping) {
+      this.#closeAfterStep = true; // the pool thread is inside the native game: free it when the step returns
+      return;
+    }
     if (this.#closed) return;
     this.#closed = true;
     finalizer.unregister(this);

@@ -102,6 +102,10 @@ export const SYMBOLS = {
   avz_new_episode: { parameters: ["pointer"], result: "i32" },
   // int32_t avz_step(void* g, uint32_t tics)  -> 0 running, 1 finished, -1 error
   avz_step: { parameters: ["pointer", "u32"], result: "i32" },
+  // The same on a Deno pool thread (a Promise): several engines (separate processes) then step at once.
+  avz_step_nonblocking: { name: "avz_step", parameters: ["pointer", "u32"], result: "i32", nonblocking: true },
+  // const char* avz_step_error(void* g)  -> this game's last avz_step error, whichever thread ran it
+  avz_step_error: { parameters: ["pointer"], result: "pointer" },
   // int32_t avz_set_action(void* g, const double* action, int32_t n)
   avz_set_action: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   // int32_t avz_advance_action(void* g, uint32_t tics)

@@ -157,6 +157,10 @@ class Game : public vizdoom::DoomGame {
   bool outChw = false, outArea = false;
   Resampler screenR, grayR;
 
+  // avz_step's last error, for callers that ran it on another thread (Deno's nonblocking FFI calls run on a pool
+  // thread, whose thread-local message the caller cannot read).
+  std::string stepError;
+
   vizdoom::DoomController *controller() { return this->doomController; }
   const std::vector<vizdoom::GameVariable> &variables() const { return this->availableGameVariables; }
 
@@ -560,17 +564,22 @@ AVZ_EXPORT int32_t avz_new_episode(void *g) {
  * runs, 1 when it has finished, -1 on error (e.g. the engine died). Allocates nothing.
  */
 AVZ_EXPORT int32_t avz_step(void *g, uint32_t tics) {
+  Game *game = static_cast<Game *>(g);
   try {
-    Game *game = static_cast<Game *>(g);
     game->stepNoAlloc(tics == 0 ? 1 : tics);
     game->writeObservation();
     return game->controller()->isTicPossible() ? 0 : 1;
   } catch (const std::exception &e) {
-    return fail("avz_step", e.what());
+    fail("avz_step", e.what());
   } catch (...) {
-    return fail("avz_step", "unknown C++ exception");
+    fail("avz_step", "unknown C++ exception");
   }
+  game->stepError = lastError;
+  return -1;
 }
+
+/** The message of this game's last failed avz_step, whichever thread ran it ("" when none). */
+AVZ_EXPORT const char *avz_step_error(void *g) { return static_cast<Game *>(g)->stepError.c_str(); }
 
 /** DoomGame::setAction from a caller array of n doubles (missing buttons are released). */
 AVZ_EXPORT int32_t avz_set_action(void *g, const double *action, int32_t n) {
