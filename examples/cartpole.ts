@@ -24,11 +24,11 @@ import { setBlasThreads } from "../models/mod.ts";
 /** Hyperparameters tuned to solve CartPole-v1 (mean return >= 475) quickly on 2 CPU cores. */
 export const CARTPOLE_PPO: Partial<PpoOptions> = {
   envId: "CartPole-v1",
-  totalTimesteps: 40_000,
+  totalTimesteps: 100_000,
   numEnvs: 8,
   numSteps: 128,
-  learningRate: 2.5e-3,
-  numMinibatches: 4,
+  learningRate: 1.5e-3,
+  numMinibatches: 8,
   updateEpochs: 4,
 };
 
