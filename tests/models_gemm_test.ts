@@ -224,7 +224,7 @@ Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long
   }
   assert.equal(cpuInfo().gemm, "arcadia-avx512");
   // Shapes cross every blocking edge: 8-row and 32-column tiles, KC = 128, the dot path (transB, k >= 512) with its
-  // 16-wide tail and its 2048 k-blocks.
+  // 16-wide tail and its 2048 k-blocks, the transposing pack of Bᵀ with its ragged 16-blocks.
   // m = 1 is the batch-1 GEMV path (64-column blocks, 4-row dot products, two threads above 128K elements).
   const shapes: [number, number, number][] = [
     [8, 32, 1],
@@ -232,6 +232,7 @@ Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long
     [37, 70, 300],
     [64, 16, 600],
     [13, 45, 2100],
+    [40, 100, 700], // Bᵀ with a long k but 32+ rows and 64+ columns: the packed path with in-register transposes
     [1, 70, 33],
     [1, 517, 300],
   ];

@@ -11,7 +11,8 @@
 //   zero padded) and op(A) into 8-row panels ([k][8]); the micro-kernel keeps an 8x32 tile of C in 16 zmm registers,
 //   broadcasting A and loading B. One B panel (KC x 32 floats = 16 KiB) stays in L1 while every A panel of the block
 //   streams past it from L2.
-// - dot: A·Bᵀ with a long k (weight gradients), as tiles of dot products read in place (no packing).
+// - dot: A·Bᵀ with a long k and few rows or columns (small batches, narrow weight gradients), as tiles of dot
+//   products read in place (no packing).
 // - gemv: one row (batch-1 inference), streaming the matrix once.
 // Work is sliced along n (or m) for the two threads of parallel.c; each element's sum runs over k in the same order
 // whatever the split, so results do not depend on the thread count.
@@ -61,6 +62,31 @@ static void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc, float *re
   }
 }
 
+// In-register transpose of a 16x16 block: on return r[q] holds what was column q (lane i = old row i).
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c)), r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)), r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
 // op(B)[p0 .. p0+kc, j0 .. j0+nc] into ceil(nc/32) panels of [kc][32], columns past nc zero.
 static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, float *restrict dst) {
   for (int jr = 0; jr < nc; jr += GEMM_NR) {
@@ -75,15 +101,19 @@ static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, float *re
         _mm512_store_ps(d + p * GEMM_NR, _mm512_maskz_loadu_ps(m0, row));
         _mm512_store_ps(d + p * GEMM_NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
       }
-    } else if (nr == GEMM_NR && (int64_t)g->ldb * GEMM_NR < INT32_MAX) { // B stored n x k: gather across 32 rows
-      // A gather touches 16 rows' cache lines that the next 15 values of p reuse from L1: ~10x a scalar transpose.
+    } else if (nr == GEMM_NR) { // B stored n x k: 16x16 blocks transposed in registers (~3x a gather)
       const float *s = g->b + (size_t)(j0 + jr) * g->ldb + p0;
-      const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-      const __m512i rows0 = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(g->ldb));
-      const __m512i rows1 = _mm512_add_epi32(rows0, _mm512_set1_epi32(16 * g->ldb));
-      for (int p = 0; p < kc; p++) {
-        _mm512_store_ps(d + p * GEMM_NR, _mm512_i32gather_ps(rows0, s + p, 4));
-        _mm512_store_ps(d + p * GEMM_NR + 16, _mm512_i32gather_ps(rows1, s + p, 4));
+      const int full = kc & ~15;
+      for (int p = 0; p < full; p += 16) {
+        for (int h = 0; h < GEMM_NR; h += 16) {
+          __m512 r[16];
+          for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(s + (size_t)(h + i) * g->ldb + p);
+          transpose16(r);
+          for (int q = 0; q < 16; q++) _mm512_store_ps(d + (p + q) * GEMM_NR + h, r[q]);
+        }
+      }
+      for (int p = full; p < kc; p++) {
+        for (int j = 0; j < GEMM_NR; j++) d[p * GEMM_NR + j] = s[(size_t)j * g->ldb + p];
       }
     } else {
       for (int p = 0; p < kc; p++) {
@@ -382,7 +412,9 @@ int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
     const gemv_slices job = {&g, ((n + slices - 1) / slices + 63) & ~63};
     return arc_parallel(gemv_slice, &job, slices, threads);
   }
-  const int dot = !trans_a && trans_b && k >= 512;
+  // A·Bᵀ with a long k: dot products for few rows (small batches) or a narrow C, where packing would cost about as
+  // much as the arithmetic; else the packed path (measured on the learners' shapes, one and two threads).
+  const int dot = !trans_a && trans_b && k >= 512 && (m < 32 || n <= 64);
   const int unit_n = dot ? DOT_NJ : GEMM_NR, unit_m = dot ? DOT_MI : GEMM_MR;
   // Slice along n (whole panels) when wide enough, else along m.
   const int along_n = n >= 2 * unit_n && (n >= m || m < 2 * unit_m);
