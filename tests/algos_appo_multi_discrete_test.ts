@@ -1,10 +1,13 @@
 // APPO on MultiDiscrete action spaces (Sample Factory's multi-categorical head): the distribution against per-dimension
 // Categoricals, learning a two-dimension contextual bandit in serial mode, resuming bit-identically, the learner
-// Worker, and a clear error for action spaces APPO does not support.
+// Worker, the ONNX export, and a clear error for action spaces APPO does not support.
 
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
-import { evaluateAppo, loadAppoModel, MultiCategorical, trainAppo } from "../algos/appo/mod.ts";
+import { AppoModel, evaluateAppo, loadAppoModel, MultiCategorical, trainAppo } from "../algos/appo/mod.ts";
+import { evaluateOnnx, exportPolicyOnnx, OnnxPolicy, policyToOnnx } from "../algos/onnx_policy.ts";
+import { TrainRng } from "../algos/_training.ts";
+import { make } from "../envs/registry.ts";
 import { add, Categorical, noGrad, Rng, slice, sum, Tensor } from "../models/mod.ts";
 
 const CLASSIC = new URL("../envs/classic/mod.ts", import.meta.url);
@@ -169,6 +172,41 @@ Deno.test("APPO with rollout and learner Workers trains on a MultiDiscrete env",
   assert.ok(result.episodeReturns.length > 0);
   const loaded = await loadAppoModel(result.checkpoint);
   assert.deepEqual(loaded.model.actionNvec, [3, 4]);
+});
+
+Deno.test("an exported MultiDiscrete APPO policy names its nvec and picks one action per dimension in onnxruntime", async () => {
+  const model = new AppoModel({
+    obsShape: [3],
+    obsDtype: "float32",
+    numActions: 7,
+    actionNvec: [3, 4],
+    mlpLayers: [16],
+    rnnSize: 8,
+    seed: 2,
+  });
+  for (const p of model.policyHead.parameters()) p.data.forEach((v, i, a) => (a[i] = v * 300));
+  const path = await Deno.makeTempFile({ suffix: ".onnx" });
+  TEMP_DIRS.push(path);
+  await exportPolicyOnnx(model, path);
+  await using policy = await OnnxPolicy.load(path, { executionProvider: "wasm" });
+  assert.deepEqual(policy.actionNvec, [3, 4]);
+  assert.equal(policy.signature.metadata["arcadia.action_nvec"], "[3,4]");
+  const B = 4, obs = Float32Array.from({ length: B * 3 }, (_, i) => Math.sin(i));
+  const out = await policy.act(obs);
+  const ref = noGrad(() => model.forward(model.prepareObs(obs, B), B, new Tensor(new Float32Array(B * 8), [B, 8])));
+  close(out.logits, ref.logits.data, "logits", 1e-3);
+  assert.deepEqual(Array.from(out.actions), Array.from(model.distribution(ref.logits).mode().data));
+  const sampled = await policy.act(obs, { deterministic: false, rng: new TrainRng(3) });
+  assert.equal(sampled.actions.length, B * 2);
+  sampled.actions.forEach((a, i) => assert.ok(a >= 0 && a < [3, 4][i % 2]));
+  using env = make("TwoDimBandit-v0");
+  const { returns } = await evaluateOnnx(policy, env, { episodes: 2, deterministic: true, seed: 0 });
+  assert.equal(returns.length, 2);
+  // A file without the metadata takes nvec from the options, checked against the logits width.
+  const bare = policyToOnnx(model).encode();
+  await using plain = await OnnxPolicy.fromBytes(bare, { executionProvider: "wasm", actionNvec: [3, 4] });
+  assert.deepEqual(Array.from((await plain.act(obs)).actions), Array.from(out.actions));
+  await assert.rejects(OnnxPolicy.fromBytes(bare, { actionNvec: [3, 3] }), /sums to 6.*7 columns/);
 });
 
 Deno.test("APPO refuses a Box action space, naming the space and what it supports", async () => {
