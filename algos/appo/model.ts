@@ -118,6 +118,9 @@ function activation(kind: "elu" | "relu" | "tanh"): Layer {
  * const x = model.prepareObs(new Float32Array(8), 2); // two observations
  * const { logits, values } = model.forward(x, 2);
  * console.assert(logits.shape[1] === 2 && values.shape[0] === 2);
+ * // MultiDiscrete([3, 2]): one head of 3 + 2 logits, one categorical per dimension.
+ * const md = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 5, actionNvec: [3, 2], mlpLayers: [8] });
+ * const actions = md.distribution(md.forward(x, 2).logits).mode(); // [2, 2]: a column per dimension
  * ```
  */
 export class AppoModel extends Module {
