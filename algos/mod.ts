@@ -63,6 +63,7 @@ export {
   type EvaluateAppoOptions,
   loadAppoModel,
   type LoadedAppoModel,
+  MultiCategorical,
   trainAppo,
 } from "./appo/mod.ts";
 export { plotMetricsSvg, writePlots } from "./plots.ts";

@@ -7,7 +7,10 @@
  * `[batch, ...obsShape]` holding raw env observations (uint8 pixels or float32 vectors: scaling, HWC→CHW and input
  * normalization are inside the graph) and, for recurrent models, `h` `[batch, H]`; outputs `logits`
  * `[batch, numActions]`, `value` `[batch]` (in return units) and `h_out` `[batch, H]`. Q-networks output
- * `q_values` `[batch, numActions]` instead of logits and value (greedy or ε-greedy actions).
+ * `q_values` `[batch, numActions]` instead of logits and value (greedy or ε-greedy actions). A policy over a
+ * MultiDiscrete action space outputs its dimensions' logits side by side (`[batch, Σ nvec]`, Sample Factory's layout)
+ * and names `nvec` in the metadata property `arcadia.action_nvec` (a JSON array); `OnnxPolicy` then picks one action
+ * per dimension.
  *
  * Runtime: onnxruntime-web's wasm backend (the CPU kernels of onnxruntime compiled to WebAssembly) loads in Deno as
  * is; its WebGPU execution provider is used when asked, or with `"auto"` when a WebGPU adapter that is not a
@@ -38,6 +41,8 @@ export interface AppoModelLike extends Module {
   readonly retRms: { readonly mean: Float64Array; readonly var: Float64Array } | null;
   readonly inputShape: readonly number[];
   readonly hiddenSize: number;
+  /** Choices per action dimension (`[numActions]` for Discrete actions). */
+  readonly actionNvec?: readonly number[];
 }
 
 /** Policies `exportPolicyOnnx` knows how to lower. */
@@ -57,6 +62,9 @@ export interface PolicyExportOptions {
   /** Extra `metadata_props` (the env id, the run name, …). */
   metadata?: Record<string, string>;
 }
+
+/** Metadata property naming the choices per dimension of a MultiDiscrete policy (a JSON array). */
+const ACTION_NVEC_KEY = "arcadia.action_nvec";
 
 // Conv strides of the encoders (Conv2d keeps them private): Nature CNN 8/4, 4/2, 3/1; Sample Factory's Doom
 // encoder 8/4, 4/2, 3/2.
@@ -179,8 +187,8 @@ function appoToOnnx(g: OnnxGraph, model: AppoModelLike, options: PolicyExportOpt
 }
 
 /**
- * Export a policy to an `.onnx` file (written atomically), with `metadata_props` naming the policy class, the
- * observation shape and the number of actions.
+ * Export a policy to an `.onnx` file (written atomically), with `metadata_props` naming the policy class and the
+ * observation shape, and for a MultiDiscrete policy its choices per dimension (`arcadia.action_nvec`).
  *
  * @example
  * ```ts
@@ -200,9 +208,11 @@ export async function exportPolicyOnnx(
   options: PolicyExportOptions = {},
 ): Promise<void> {
   const obsShape = isAppoModel(policy) ? policy.options.obsShape : policy.obsShape;
-  const metadata = {
+  const nvec = isAppoModel(policy) ? policy.actionNvec : undefined;
+  const metadata: Record<string, string> = {
     "arcadia.policy": policy.constructor.name,
     "arcadia.obs_shape": JSON.stringify(obsShape),
+    ...(nvec && nvec.length > 1 ? { [ACTION_NVEC_KEY]: JSON.stringify(nvec) } : {}),
     ...options.metadata,
   };
   await saveOnnx(path, policyToOnnx(policy, options), { metadata });
@@ -239,6 +249,11 @@ export interface OnnxPolicyOptions {
   numThreads?: number;
   /** Tensor names when they differ from the convention. */
   names?: Partial<OnnxPolicyNames>;
+  /**
+   * Choices per dimension of a MultiDiscrete action space whose logits sit side by side, for files that do not name
+   * them in `arcadia.action_nvec` (e.g. exported from Sample Factory). Default: the file's, else one categorical.
+   */
+  actionNvec?: number[];
 }
 
 /** Options of `OnnxPolicy.act`. */
@@ -255,7 +270,7 @@ export interface OnnxActOptions {
 
 /** What `OnnxPolicy.act` returns for a batch of `B` observations. */
 export interface OnnxActResult {
-  /** `[B]` actions. */
+  /** `[B]` actions; `[B, D]` row-major for a MultiDiscrete policy of `D` dimensions. */
   actions: Int32Array;
   /** `[B, numActions]` logits (Q-values for a Q-network). */
   logits: Float32Array;
@@ -310,6 +325,8 @@ export class OnnxPolicy {
   readonly hiddenSize: number;
   /** Number of discrete actions (from the logits shape; `0` until the first `act` when the file leaves it open). */
   numActions: number;
+  /** Choices per action dimension of a MultiDiscrete policy (their sum is `numActions`); null for one categorical. */
+  readonly actionNvec: readonly number[] | null;
   /** Whether the action scores are Q-values (output `q_values`): actions are then greedy or ε-greedy. */
   readonly actionValues: boolean;
   /** The execution provider the session runs on. */
@@ -329,6 +346,7 @@ export class OnnxPolicy {
     signature: OnnxSignature,
     names: OnnxPolicyNames,
     provider: "wasm" | "webgpu",
+    actionNvec: readonly number[] | null,
   ) {
     this.#ort = runtime;
     this.#session = session;
@@ -345,6 +363,7 @@ export class OnnxPolicy {
     this.numActions = typeof logits.shape?.[1] === "number" ? logits.shape[1] : 0;
     this.#hasValue = signature.outputs.some((v) => v.name === names.value);
     this.actionValues = names.logits === "q_values";
+    this.actionNvec = actionNvec;
   }
 
   /**
@@ -369,6 +388,7 @@ export class OnnxPolicy {
   static async fromBytes(bytes: Uint8Array, options: OnnxPolicyOptions = {}): Promise<OnnxPolicy> {
     const signature = readOnnxSignature(bytes);
     const names = resolveNames(signature, options.names ?? {});
+    const nvec = resolveNvec(signature, names, options.actionNvec);
     const want = options.executionProvider ?? "auto";
     const provider = want === "auto" ? ((await hardwareWebGpu()) ? "webgpu" : "wasm") : want;
     // Imported on first use (~60 ms, not paid by modules and workers that never run an ONNX policy). The wasm
@@ -387,7 +407,7 @@ export class OnnxPolicy {
         cause: err,
       });
     }
-    return new OnnxPolicy(runtime, session, signature, names, provider);
+    return new OnnxPolicy(runtime, session, signature, names, provider, nvec);
   }
 
   /** Zeros `[batch, H]`: the recurrent state at the start of an episode. */
@@ -429,12 +449,23 @@ export class OnnxPolicy {
     const logitsT = out[this.#names.logits];
     const logits = logitsT.data as Float32Array;
     this.numActions ||= logitsT.dims[1] as number;
-    const actions = new Int32Array(batch);
     const rng = options.rng;
     if (!(options.deterministic ?? true) && !rng) {
       throw new Error("OnnxPolicy.act: pass options.rng to sample actions (or deterministic: true)");
     }
-    if (options.deterministic ?? true) argmaxRows(logits, this.numActions, actions);
+    const nvec = this.actionNvec;
+    const actions = new Int32Array(batch * (nvec?.length ?? 1));
+    if (nvec) {
+      const width = nvec.reduce((a, b) => a + b, 0);
+      if (logits.length !== batch * width) {
+        throw new RangeError(
+          `OnnxPolicy.act: the model gives ${
+            logits.length / batch
+          } logits per row, actionNvec [${nvec}] needs ${width}`,
+        );
+      }
+      multiDiscreteActions(logits, nvec, options.deterministic ?? true ? undefined : rng, actions);
+    } else if (options.deterministic ?? true) argmaxRows(logits, this.numActions, actions);
     else if (!this.actionValues) sampleCategorical(logits, this.numActions, rng!, actions);
     else {
       argmaxRows(logits, this.numActions, actions);
@@ -458,6 +489,47 @@ export class OnnxPolicy {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+/** `actionNvec` from the options, else the file's metadata; checked against a fixed logits width. */
+function resolveNvec(sig: OnnxSignature, names: OnnxPolicyNames, given?: number[]): number[] | null {
+  const stored = sig.metadata[ACTION_NVEC_KEY];
+  let nvec: unknown = given;
+  if (nvec === undefined && stored !== undefined) {
+    try {
+      nvec = JSON.parse(stored);
+    } catch {
+      nvec = stored;
+    }
+  }
+  if (nvec === undefined) return null;
+  if (!Array.isArray(nvec) || nvec.length === 0 || nvec.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new Error(`actionNvec must be a non-empty list of positive integers, got ${JSON.stringify(nvec)}`);
+  }
+  if (names.logits === "q_values") throw new Error("actionNvec applies to policy logits, not to Q-values");
+  const width = sig.outputs.find((v) => v.name === names.logits)?.shape?.[1];
+  const total = nvec.reduce((a: number, b: number) => a + b, 0);
+  if (typeof width === "number" && width !== total) {
+    throw new Error(`actionNvec [${nvec}] sums to ${total}, the '${names.logits}' output has ${width} columns`);
+  }
+  return nvec.length > 1 ? nvec : null;
+}
+
+/** One action per dimension and row, over each dimension's slice of the logits: greedy, or sampled with `rng`. */
+function multiDiscreteActions(
+  logits: Float32Array,
+  nvec: readonly number[],
+  rng: TrainRng | undefined,
+  out: Int32Array,
+) {
+  const width = nvec.reduce((a, b) => a + b, 0), D = nvec.length, rows = logits.length / width;
+  for (let r = 0; r < rows; r++) {
+    for (let d = 0, o = r * width; d < D; o += nvec[d++]) {
+      const slice = logits.subarray(o, o + nvec[d]), one = out.subarray(r * D + d, r * D + d + 1);
+      if (rng) sampleCategorical(slice, nvec[d], rng, one);
+      else argmaxRows(slice, nvec[d], one);
+    }
   }
 }
 
@@ -528,7 +600,7 @@ export async function evaluateOnnx(
     for (;;) {
       const out = await policy.act(obs as ObsBatch, { h, deterministic: options.deterministic, rng });
       h = out.h ?? undefined;
-      const [next, reward, terminated, truncated] = env.step(out.actions[0]);
+      const [next, reward, terminated, truncated] = env.step(policy.actionNvec ? out.actions : out.actions[0]);
       total += reward;
       length++;
       obs = next;

@@ -4,6 +4,7 @@
  * ```sh
  * deno run -A examples/doom.ts                                   # doom_health_gathering_supreme, 4M frames
  * deno run -A examples/doom.ts --env doom_basic --train-for-env-steps 500000
+ * deno run -A examples/doom.ts --env doom_defend_the_center    # MultiDiscrete: one categorical per button group
  * deno run -A examples/doom.ts --resume                          # continue train_dir/<experiment>
  * deno run -A examples/doom.ts --enjoy --save-video --max-num-episodes 10
  * ```

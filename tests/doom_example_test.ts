@@ -1,11 +1,13 @@
 /**
  * `examples/doom.ts` end to end on a short budget: a run directory with a loadable checkpoint, TensorBoard files,
  * plots and metrics; `--enjoy --save-video` leaves an H.264 `replay.mp4`; `--resume` continues from the checkpoint's
- * frame count; bad flags exit with code 2 and name the flag.
+ * frame count; a MultiDiscrete spec trains, evaluates and reloads; bad flags exit with code 2 and name the flag.
  */
 import assert from "node:assert/strict";
 import { decodeSafetensors } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
+import { evaluateAppo, loadAppoModel } from "../algos/appo/mod.ts";
+import { ensureVizdoom } from "../envs/vizdoom/mod.ts";
 import { probeVideo } from "./_media.ts";
 
 const EXAMPLE = new URL("../examples/doom.ts", import.meta.url).pathname;
@@ -54,6 +56,30 @@ Deno.test("examples/doom.ts trains, evaluates with a video, and resumes", async 
     steps.every((s, k) => k === 0 || s >= steps[k - 1]),
     `frame counts continue from the checkpoint's ${metadata.frames} instead of restarting: ${steps}`,
   );
+  await Deno.remove(trainDir, { recursive: true });
+});
+
+Deno.test("examples/doom.ts trains a MultiDiscrete spec with Workers; the checkpoint reloads and evaluates", async () => {
+  // doom_defend_the_center: (noop, turn left, turn right) x (noop, attack), one categorical head per group.
+  const trainDir = await Deno.makeTempDir();
+  const run = await runExample([
+    ...["--env", "doom_defend_the_center", "--num-workers", "2", "--num-envs-per-worker", "4"],
+    ...["--train-dir", trainDir, "--train-for-env-steps", "12000", "--max-num-episodes", "2"],
+  ]);
+  assert.equal(run.code, 0, run.stderr.slice(-3000));
+  assert.match(run.stdout, /reward: -?[\d.]+ ± [\d.]+ over 2 episodes/);
+  const runDir = `${trainDir}/doom_defend_the_center__appo__0`;
+  const { metadata } = decodeSafetensors(await Deno.readFile(`${runDir}/checkpoint.safetensors`));
+  assert.equal(metadata.action_nvec, "[3,2]");
+  assert.ok(Number(metadata.frames) >= 12000 && Number(metadata.policy_version) >= 1, JSON.stringify(metadata));
+  assert.equal(JSON.parse(await Deno.readTextFile(`${runDir}/eval.json`)).returns.length, 2);
+
+  await ensureVizdoom();
+  const { model, options } = await loadAppoModel(runDir);
+  assert.deepEqual(model.actionNvec, [3, 2]);
+  const returns = evaluateAppo(model, options.envId, { episodes: 1, deterministic: false });
+  assert.equal(returns.length, 1);
+  assert.ok(Number.isFinite(returns[0]));
   await Deno.remove(trainDir, { recursive: true });
 });
 

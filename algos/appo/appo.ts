@@ -8,7 +8,7 @@
 
 import type { Env, RgbFrame } from "../../envs/core.ts";
 import { make } from "../../envs/registry.ts";
-import { Box, Discrete } from "../../envs/spaces.ts";
+import { Box, Discrete, MultiDiscrete, type Space } from "../../envs/spaces.ts";
 import {
   Adam,
   decodeSafetensors,
@@ -46,7 +46,7 @@ import { allocateTrajectoryBuffer, TrajectoryRing } from "./trajectory_buffer.ts
 
 /** Options of `trainAppo`; every field but `envId` has a default in `APPO_DEFAULTS`. */
 export interface AppoOptions {
-  /** Registered env id (Discrete actions, Box observations). */
+  /** Registered env id (Box observations; Discrete or MultiDiscrete actions). */
   envId: string;
   /** Keyword arguments for `make`. */
   envKwargs?: Record<string, unknown>;
@@ -288,9 +288,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   probe.close();
   if (!o.frameskip) o.frameskip = typeof envFrameskip === "number" && envFrameskip > 0 ? envFrameskip : 1;
   if (!(obsSpace instanceof Box)) throw new TypeError(`trainAppo: observation space ${obsSpace} must be a Box`);
-  if (!(actSpace instanceof Discrete) || actSpace.start !== 0) {
-    throw new TypeError(`trainAppo: action space ${actSpace} must be Discrete(n) starting at 0`);
-  }
+  const nvec = actionNvec(actSpace, `trainAppo: ${o.envId}`);
   if (o.blasThreads !== undefined) setBlasThreads(o.blasThreads);
 
   const numEnvs = o.numWorkers * o.numEnvsPerWorker;
@@ -305,7 +303,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     resumePath = resolved.checkpoint;
     runDir = o.runDir ?? resolved.runDir;
   }
-  const model = buildModel(o, obsSpace, actSpace);
+  const model = buildModel(o, obsSpace, nvec);
   const optimizer = new Adam(model.parameters(), { lr: o.learningRate, eps: o.adamEps, betas: o.adamBetas });
   const layout: RolloutLayout = {
     numWorkers: o.numWorkers,
@@ -313,7 +311,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     numSplits,
     obsSize: obsSpace.size,
     obsDtype: obsSpace.dtype,
-    actSize: 1,
+    actSize: nvec.length,
   };
   const rollout = allocateRolloutBuffers(layout, !o.serial);
   const ring = new TrajectoryRing(allocateTrajectoryBuffer({
@@ -321,7 +319,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     rollout: o.rollout,
     obsSize: obsSpace.size,
     obsDtype: obsSpace.dtype,
-    actSize: 1,
+    actSize: nvec.length,
     hiddenSize: model.hiddenSize,
   }, !o.serial));
   const inference = new Inference({ model, rollout, ring, seed: o.seed });
@@ -732,12 +730,27 @@ function bytesOf(view: ArrayBufferView): SafeTensor {
   ]);
 }
 
-/** The policy network for `o` and the env's spaces (shared by training and `loadAppoModel`). */
-function buildModel(o: AppoOptions, obsSpace: Box, actSpace: Discrete): AppoModel {
+/**
+ * Choices per action dimension of the action spaces APPO supports: `[n]` for `Discrete(n)` (starting at 0), `nvec`
+ * for `MultiDiscrete(nvec)` (one categorical head per dimension). Anything else is refused, naming the space.
+ */
+function actionNvec(space: Space<unknown>, who: string): number[] {
+  if (space instanceof Discrete && space.start === 0) return [space.n];
+  if (space instanceof MultiDiscrete) return Array.from(space.nvec);
+  throw new TypeError(
+    `${who} has the action space ${space}; APPO supports Discrete(n) starting at 0 and MultiDiscrete(nvec) ` +
+      `(one categorical per dimension), not continuous (Box) or other spaces`,
+  );
+}
+
+/** The policy network for `o`, the observation space and the action dimensions (training and `loadAppoModel`). */
+function buildModel(o: AppoOptions, obsSpace: Box, nvec: readonly number[]): AppoModel {
   return new AppoModel({
     obsShape: obsSpace.shape,
     obsDtype: obsSpace.dtype,
-    numActions: actSpace.n,
+    numActions: nvec.reduce((a, b) => a + b, 0),
+    // Left unset for Discrete, so its model options (and the learner Worker's copy) stay as they were.
+    ...(nvec.length > 1 ? { actionNvec: [...nvec] } : {}),
     encoder: o.encoder,
     mlpLayers: o.mlpLayers,
     nonlinearity: o.nonlinearity,
@@ -825,10 +838,10 @@ export async function loadAppoModel(path: string): Promise<LoadedAppoModel> {
   const probe = make(o.envId, { kwargs: o.envKwargs, maxEpisodeSteps: o.maxEpisodeSteps });
   const obsSpace = probe.observationSpace, actSpace = probe.actionSpace;
   probe.close();
-  if (!(obsSpace instanceof Box) || !(actSpace instanceof Discrete)) {
-    throw new TypeError(`loadAppoModel: ${o.envId} has spaces ${obsSpace} / ${actSpace}; APPO needs Box / Discrete`);
+  if (!(obsSpace instanceof Box)) {
+    throw new TypeError(`loadAppoModel: ${o.envId} has the observation space ${obsSpace}; APPO needs a Box`);
   }
-  const model = buildModel(o, obsSpace, actSpace);
+  const model = buildModel(o, obsSpace, actionNvec(actSpace, `loadAppoModel: ${o.envId}`));
   const { tensors, metadata } = decodeSafetensors(await Deno.readFile(checkpoint));
   loadModelTensors(model, tensors, metadata, checkpoint);
   return { model, options: o, frames: Number(metadata.frames ?? 0), checkpoint };
@@ -859,6 +872,7 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
     format: "arcadia-checkpoint-v1",
     algo: "appo",
     env_id: run.o.envId,
+    action_nvec: JSON.stringify(model.actionNvec),
     optim_step: String(state.step),
     optim_lr: String(run.optimizer.lr),
     global_step: String(run.frames),
@@ -969,6 +983,7 @@ export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateA
   const raw = isU8 ? new Uint8Array(n * size) : new Float32Array(n * size);
   const h = new Float32Array(n * H);
   const returns = new Array<number>(n).fill(0), done = new Array<boolean>(n).fill(false);
+  const nvec = model.actionNvec, D = nvec.length, multi = new Int32Array(D);
   let rngState = seed >>> 0;
   try {
     envs.forEach((env, i) => raw.set(env.reset({ seed: seed + i })[0] as ArrayLike<number>, i * size));
@@ -983,23 +998,29 @@ export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateA
       const logits = out.logits.data, A = out.logits.shape[1];
       for (let i = 0; i < n; i++) {
         if (done[i]) continue;
-        let action = 0;
-        if (greedy) {
-          for (let a = 1; a < A; a++) if (logits[i * A + a] > logits[i * A + action]) action = a;
-        } else {
-          let m = -Infinity, z = 0;
-          for (let a = 0; a < A; a++) m = Math.max(m, logits[i * A + a]);
-          for (let a = 0; a < A; a++) z += Math.exp(logits[i * A + a] - m);
-          rngState = (Math.imul(rngState, 1664525) + 1013904223) >>> 0;
-          let u = (rngState / 4294967296) * z;
-          action = A - 1;
-          for (let a = 0; a < A - 1; a++) {
-            if ((u -= Math.exp(logits[i * A + a] - m)) < 0) {
-              action = a;
-              break;
+        // Per action dimension (one for Discrete), over its slice of the logits.
+        for (let d = 0, o = i * A; d < D; o += nvec[d++]) {
+          const k = nvec[d];
+          let choice = 0;
+          if (greedy) {
+            for (let a = 1; a < k; a++) if (logits[o + a] > logits[o + choice]) choice = a;
+          } else {
+            let m = -Infinity, z = 0;
+            for (let a = 0; a < k; a++) m = Math.max(m, logits[o + a]);
+            for (let a = 0; a < k; a++) z += Math.exp(logits[o + a] - m);
+            rngState = (Math.imul(rngState, 1664525) + 1013904223) >>> 0;
+            let u = (rngState / 4294967296) * z;
+            choice = k - 1;
+            for (let a = 0; a < k - 1; a++) {
+              if ((u -= Math.exp(logits[o + a] - m)) < 0) {
+                choice = a;
+                break;
+              }
             }
           }
+          multi[d] = choice;
         }
+        const action = D > 1 ? multi.slice() : multi[0];
         const [obs, reward, terminated, truncated] = envs[i].step(action);
         returns[i] += reward;
         if (terminated || truncated) done[i] = true;

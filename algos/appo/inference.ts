@@ -95,6 +95,12 @@ export class Inference {
     this.ring = options.ring;
     this.seed = options.seed;
     const l = options.rollout.layout;
+    if (l.actSize !== options.model.actionNvec.length) {
+      throw new RangeError(
+        `Inference: the rollout buffer holds ${l.actSize} integers per action, the model has ` +
+          `${options.model.actionNvec.length} action dimensions`,
+      );
+    }
     this.numEnvs = l.numWorkers * l.envsPerWorker;
     this.#T = options.ring.buf.layout.rollout;
     this.slot = new Int32Array(this.numEnvs).fill(-1);
@@ -184,27 +190,34 @@ export class Inference {
       return model.forward(x, B, h);
     });
     const logits = out.logits.data, values = out.values.data, A = out.logits.shape[1];
+    const nvec = model.actionNvec;
     const version = this.version;
     const rng = new Rng((Math.imul(this.seed, 0x9e3779b1) ^ this.batches++) >>> 0);
     for (let b = 0; b < B; b++) {
       const i = this.#rows[b], s = this.slot[i], t = this.step[i];
-      // Sample from softmax(logits) by inverse CDF; log-probability from the stable log-sum-exp.
-      let m = -Infinity;
-      for (let a = 0; a < A; a++) m = Math.max(m, logits[b * A + a]);
-      let z = 0;
-      for (let a = 0; a < A; a++) z += Math.exp(logits[b * A + a] - m);
-      let u = rng.uniform() * z, action = A - 1;
-      for (let a = 0; a < A - 1; a++) {
-        u -= Math.exp(logits[b * A + a] - m);
-        if (u < 0) {
-          action = a;
-          break;
+      // One draw per action dimension (MultiDiscrete: each over its own slice of the logits), log-probabilities
+      // summed; each drawn from softmax by inverse CDF, its log-probability from the stable log-sum-exp.
+      let logp = 0;
+      for (let d = 0, o = b * A; d < k; o += nvec[d++]) {
+        const n = nvec[d];
+        let m = -Infinity;
+        for (let a = 0; a < n; a++) m = Math.max(m, logits[o + a]);
+        let z = 0;
+        for (let a = 0; a < n; a++) z += Math.exp(logits[o + a] - m);
+        let u = rng.uniform() * z, action = n - 1;
+        for (let a = 0; a < n - 1; a++) {
+          u -= Math.exp(logits[o + a] - m);
+          if (u < 0) {
+            action = a;
+            break;
+          }
         }
+        rb.actions[i * k + d] = action;
+        buf.actions[(s * T + t) * k + d] = action;
+        logp += logits[o + action] - m - Math.log(z);
       }
       const value = model.denormalizeValue(values[b]);
-      rb.actions[i * k] = action;
-      buf.actions[(s * T + t) * k] = action;
-      buf.logp[s * T + t] = logits[b * A + action] - m - Math.log(z);
+      buf.logp[s * T + t] = logp;
       buf.values[s * (T + 1) + t] = value;
       buf.versions[s * T + t] = version;
       this.step[i] = t + 1;

@@ -149,6 +149,7 @@ interface Batch {
   slots: number[];
   /** Encoder input for all rows. */
   x: Float32Array;
+  /** `[M, actSize]` actions (one integer per action dimension). */
   actions: Float32Array;
   oldLogp: Float32Array;
   /** Behaviour values, normalized units. */
@@ -203,6 +204,12 @@ export class Learner {
   #batch: Batch | undefined;
 
   constructor(model: AppoModel, optimizer: Optimizer, ring: TrajectoryRing, options: LearnerOptions) {
+    if (ring.buf.layout.actSize !== model.actionNvec.length) {
+      throw new RangeError(
+        `Learner: the trajectory buffer holds ${ring.buf.layout.actSize} integers per action, the model has ` +
+          `${model.actionNvec.length} action dimensions`,
+      );
+    }
     this.model = model;
     this.optimizer = optimizer;
     this.ring = ring;
@@ -279,12 +286,12 @@ export class Learner {
     const o = this.options, model = this.model, buf = this.ring.buf, T = buf.layout.rollout, L = T + 1;
     const k = slots.length, M = k * L, size = buf.layout.obsSize, H = model.hiddenSize;
     const raw = buf.layout.obsDtype === "uint8" ? new Uint8Array(M * size) : new Float32Array(M * size);
-    const actions = new Float32Array(M), oldLogp = new Float32Array(M), values = new Float32Array(M);
+    const actSize = buf.layout.actSize;
+    const actions = new Float32Array(M * actSize), oldLogp = new Float32Array(M), values = new Float32Array(M);
     const rewards = new Float32Array(k * T), dones = new Uint8Array(k * T), weight = new Float32Array(M);
     const h0 = new Float32Array(k * H), masks = new Float32Array(L * k).fill(1);
     const valid = new Uint8Array(M);
     let numValid = 0, stale = 0, lagSum = 0, lagMax = 0;
-    const actSize = buf.layout.actSize;
     for (let j = 0; j < k; j++) {
       const s = slots[j];
       raw.set(buf.obs.subarray(s * L * size, (s + 1) * L * size), j * L * size);
@@ -292,7 +299,7 @@ export class Learner {
       h0.set(buf.h0.subarray(s * H, (s + 1) * H), j * H);
       for (let t = 0; t < T; t++) {
         const at = s * T + t, row = j * L + t;
-        actions[row] = buf.actions[at * actSize];
+        for (let d = 0; d < actSize; d++) actions[row * actSize + d] = buf.actions[at * actSize + d];
         oldLogp[row] = buf.logp[at];
         rewards[j * T + t] = buf.rewards[at];
         dones[j * T + t] = buf.dones[at];
@@ -365,8 +372,8 @@ export class Learner {
       masks = new Tensor(mk, [L, k]);
     }
     const out = model.forwardSequence(x, k, L, h0, masks);
-    const dist = new Categorical(out.logits);
-    const logp = dist.logProb(new Tensor(b.actions.slice(j0 * L, j1 * L), [m]));
+    const dist = model.distribution(out.logits), D = model.actionNvec.length;
+    const logp = dist.logProb(new Tensor(b.actions.slice(j0 * L * D, j1 * L * D), D > 1 ? [m, D] : [m]));
     const oldLogp = new Tensor(b.oldLogp.slice(j0 * L, j1 * L), [m]);
     const ratio = clamp(exp(sub(logp, oldLogp)), 0.05, 20);
     let adv: Float32Array, targets: Float32Array;
@@ -391,8 +398,12 @@ export class Learner {
     const entropy = dist.entropy();
     const expl = o.explorationLoss === "entropy"
       ? neg(entropy)
-      // Symmetric KL to the uniform prior: KL(p‖u) + KL(u‖p) = Σ p log p − mean(log p).
-      : clamp(sub(neg(entropy), mean(dist.logits, { axis: -1 })), -Infinity, 30);
+      // Symmetric KL to the uniform prior: KL(p‖u) + KL(u‖p) = Σ p log p − mean(log p) (summed over dimensions).
+      : clamp(
+        sub(neg(entropy), dist instanceof Categorical ? mean(dist.logits, { axis: -1 }) : dist.meanLogProbs()),
+        -Infinity,
+        30,
+      );
     const perSample = add(add(pg, mul(vl, o.valueLossCoeff)), mul(expl, o.explorationLossCoeff));
     const w = new Tensor(weight, [m]);
     sum(mul(perSample, w)).backward();

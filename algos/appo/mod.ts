@@ -7,6 +7,7 @@
 
 export * from "./appo.ts";
 export * from "./model.ts";
+export * from "./multi_categorical.ts";
 export * from "./learner.ts";
 export * from "./inference.ts";
 export * from "./rollout_worker.ts";

@@ -7,6 +7,7 @@
  */
 
 import {
+  Categorical,
   Conv2d,
   ELU,
   Flatten,
@@ -22,6 +23,7 @@ import {
   Tanh,
   Tensor,
 } from "../../models/mod.ts";
+import { MultiCategorical } from "./multi_categorical.ts";
 
 /** Options of `AppoModel`. */
 export interface AppoModelOptions {
@@ -29,8 +31,13 @@ export interface AppoModelOptions {
   obsShape: readonly number[];
   /** Observation dtype; uint8 observations are scaled by 1/255. */
   obsDtype: "uint8" | "float32";
-  /** Number of discrete actions. */
+  /** Number of discrete actions; for a MultiDiscrete space, the logits of all dimensions (the sum of `actionNvec`). */
   numActions: number;
+  /**
+   * Choices per dimension of a MultiDiscrete action space: the policy head's `numActions` logits are then split into
+   * one categorical per dimension (Sample Factory's multi-categorical head). Unset for Discrete actions.
+   */
+  actionNvec?: number[];
   /** Encoder: "mlp" for vectors, "doom" (conv 32@8x8/4, 64@4x4/2, 128@3x3/2, fc 512) for images (the default). */
   encoder?: "mlp" | "doom";
   /** Hidden layer sizes of the MLP encoder (default [512, 512], Sample Factory's). */
@@ -89,7 +96,7 @@ export class AppoRunningMeanStd {
 
 /** Heads' output for a batch. */
 export interface AppoModelOutput {
-  /** `[M, numActions]` unnormalized log-probabilities. */
+  /** `[M, numActions]` unnormalized log-probabilities (MultiDiscrete: the dimensions' logits side by side). */
   logits: Tensor;
   /** `[M]` values, in normalized units when `normalizeReturns`. */
   values: Tensor;
@@ -111,6 +118,9 @@ function activation(kind: "elu" | "relu" | "tanh"): Layer {
  * const x = model.prepareObs(new Float32Array(8), 2); // two observations
  * const { logits, values } = model.forward(x, 2);
  * console.assert(logits.shape[1] === 2 && values.shape[0] === 2);
+ * // MultiDiscrete([3, 2]): one head of 3 + 2 logits, one categorical per dimension.
+ * const md = new AppoModel({ obsShape: [4], obsDtype: "float32", numActions: 5, actionNvec: [3, 2], mlpLayers: [8] });
+ * const actions = md.distribution(md.forward(x, 2).logits).mode(); // [2, 2]: a column per dimension
  * ```
  */
 export class AppoModel extends Module {
@@ -123,6 +133,8 @@ export class AppoModel extends Module {
   readonly obsRms: AppoRunningMeanStd | null;
   /** Return normalizer (with `normalizeReturns`). */
   readonly retRms: AppoRunningMeanStd | null;
+  /** Choices per action dimension: `[numActions]` for Discrete actions, the MultiDiscrete `nvec` otherwise. */
+  readonly actionNvec: readonly number[];
   /** Recurrent state size (0 without a core). */
   readonly hiddenSize: number;
   /** Values per observation. */
@@ -134,6 +146,12 @@ export class AppoModel extends Module {
   constructor(options: AppoModelOptions) {
     super();
     this.options = options;
+    this.actionNvec = options.actionNvec ? [...options.actionNvec] : [options.numActions];
+    if (this.actionNvec.reduce((a, b) => a + b, 0) !== options.numActions || this.actionNvec.some((n) => n < 1)) {
+      throw new RangeError(
+        `AppoModel: actionNvec [${options.actionNvec}] must be positive and sum to numActions ${options.numActions}`,
+      );
+    }
     const rng = new Rng(options.seed ?? 0);
     const shape = [...options.obsShape];
     this.obsSize = shape.reduce((a, b) => a * b, 1);
@@ -243,6 +261,11 @@ export class AppoModel extends Module {
       f = permute(output, [1, 0, 2]).reshape([k * L, this.hiddenSize]);
     }
     return { logits: this.policyHead.forward(f), values: this.valueHead.forward(f).reshape([k * L]) };
+  }
+
+  /** The action distribution of policy logits: a `Categorical`, or a `MultiCategorical` for MultiDiscrete actions. */
+  distribution(logits: Tensor): Categorical | MultiCategorical {
+    return this.actionNvec.length > 1 ? new MultiCategorical(logits, this.actionNvec) : new Categorical(logits);
   }
 
   /** Normalized value → return units. */
