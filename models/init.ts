@@ -29,13 +29,15 @@ export function calculateGain(nonlinearity: "linear" | "relu" | "tanh" | "sigmoi
 
 /** Fill with U(lo, hi). */
 export function uniformInit(t: Tensor, lo: number, hi: number, rng: Rng): Tensor {
-  for (let i = 0; i < t.size; i++) t.data[i] = rng.range(lo, hi);
+  const d = t.data; // one host synchronization, not one per element
+  for (let i = 0; i < d.length; i++) d[i] = rng.range(lo, hi);
   return t;
 }
 
 /** Fill with N(mean, std²). */
 export function normalInit(t: Tensor, mean: number, std: number, rng: Rng): Tensor {
-  for (let i = 0; i < t.size; i++) t.data[i] = mean + std * rng.normal();
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) d[i] = mean + std * rng.normal();
   return t;
 }
 
@@ -103,9 +105,10 @@ export function orthogonalInit(t: Tensor, options: { gain?: number; rng: Rng }):
     }
   }
   // rows >= cols: W = Q (R × C), W[r, c] = q[c, r]; rows < cols: W = Qᵀ, W[r, c] = q[r, c].
-  if (rows < cols) { for (let i = 0; i < q.length; i++) t.data[i] = gain * q[i]; }
+  const d = t.data;
+  if (rows < cols) { for (let i = 0; i < q.length; i++) d[i] = gain * q[i]; }
   else {
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t.data[r * cols + c] = gain * q[c * R + r];
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) d[r * cols + c] = gain * q[c * R + r];
   }
   return t;
 }

@@ -14,6 +14,7 @@ import {
 } from "../models/backends/webgpu.ts";
 import {
   Adam,
+  clipGradNormTensor,
   concat,
   Conv2d,
   conv2d,
@@ -37,6 +38,7 @@ import {
   sum,
   type Tensor,
   tensor,
+  toBackend,
   useBackend,
   where,
   zeros,
@@ -72,6 +74,7 @@ function both(what: string, outs: Float32Array[], fn: (be: Backend, outs: Float3
   const oc = outs.map((o) => o.slice()), og = outs.map((o) => o.slice());
   fn(cpu, oc);
   fn(gpu, og);
+  gpu.sync!(og, false); // the webgpu backend records kernels: read the outputs back
   oc.forEach((o, i) => assertClose(og[i], o, rtol, `${what} (output ${i})`));
 }
 
@@ -452,11 +455,127 @@ Deno.test("webgpu: Sample Factory Doom encoder + GRU gives the CPU backend's los
 // ---------------------------------------------------------------------------------------------------------------
 // Budget and errors
 
-Deno.test("webgpu: a warm training step costs one submit and at most one readback per primitive call, no allocations", () => {
+Deno.test("webgpu: optimizer primitives (Adam, RMSprop, SGD variants), fill and clipGradNorm match the CPU backend", () => {
+  const rng = new Rng(15);
+  const n = 3000;
+  const x = randArray(n, rng), m = randArray(n, rng, -0.1, 0.1), v = randArray(n, rng, 0, 0.01);
+  // Gradients over eight orders of magnitude, as in a real network.
+  const g = Float32Array.from({ length: n }, (_, i) => rng.range(-1, 1) * 10 ** -(i % 8));
+  both("adamStep", [x, m, v], (be, [xs, ms, vs]) => {
+    for (let t = 1; t <= 5; t++) {
+      be.adamStep(
+        xs,
+        g,
+        ms,
+        vs,
+        0.9,
+        0.999,
+        1e-2 / (1 - 0.9 ** t),
+        Math.sqrt(1 - 0.999 ** t),
+        1e-5,
+        t === 3 ? 0.01 : 0,
+      );
+    }
+  });
+  for (const centered of [false, true]) {
+    for (const momentum of [0, 0.9]) {
+      both(`rmspropStep centered ${centered} momentum ${momentum}`, [x, v, v.map((a) => a * 0.1), m], (be, o) => {
+        for (let t = 0; t < 3; t++) {
+          be.rmspropStep(
+            o[0],
+            g,
+            o[1],
+            centered ? o[2] : null,
+            momentum ? o[3] : null,
+            1e-2,
+            0.99,
+            1e-5,
+            0.01,
+            momentum,
+          );
+        }
+      });
+    }
+  }
+  for (const [momentum, nesterov] of [[0, false], [0.9, false], [0.9, true]] as const) {
+    both(`sgdStep momentum ${momentum} nesterov ${nesterov}`, [x, m], (be, [xs, buf]) => {
+      for (let t = 0; t < 3; t++) be.sgdStep(xs, g, momentum ? buf : null, 0.1, momentum, 0, 0.01, nesterov, t === 0);
+    });
+  }
+  both("fill", [x], (be, [o]) => be.fill(o, -1.5));
+  for (const maxNorm of [0.5, 1e6]) {
+    both(`clipGradNorm max ${maxNorm}`, [g, x.subarray(0, 100).slice(), new Float32Array(1)], (be, [a, b, norm]) => {
+      be.clipGradNorm([a, b], maxNorm, norm);
+    });
+  }
+});
+
+/** A warm training step of `net` on `x`: Adam with global-norm clipping; the loss read once. */
+function warmStep(net: Module, x: Tensor): () => number {
+  const opt = new Adam(net.parameters(), { lr: 1e-3, eps: 1e-5 });
+  return () => {
+    opt.zeroGrad();
+    const loss = mean(square((net as Sequential).forward(x)));
+    loss.backward();
+    clipGradNormTensor(net.parameters(), 0.5);
+    opt.step();
+    return loss.item();
+  };
+}
+
+function natureCnn(r: Rng, actions: number): Sequential {
+  return new Sequential([
+    new Conv2d(4, 32, 8, { stride: 4, rng: r }),
+    new ReLU(),
+    new Conv2d(32, 64, 4, { stride: 2, rng: r }),
+    new ReLU(),
+    new Conv2d(64, 64, 3, { stride: 1, rng: r }),
+    new ReLU(),
+    new Flatten(),
+    new Linear(3136, 512, { rng: r }),
+    new ReLU(),
+    new Linear(512, actions, { rng: r }),
+  ]);
+}
+
+Deno.test("webgpu: a warm Nature-CNN training step (Adam, grad-norm clipping) is one submit and one readback", async () => {
   const rng = new Rng(13);
+  const x = tensor(randArray(2 * 4 * 84 * 84, rng, 0, 1), { shape: [2, 4, 84, 84] });
+  useBackend("cpu");
+  const net = natureCnn(new Rng(14), 6);
+  useBackend("webgpu");
+  try {
+    const step = warmStep(net, x);
+    for (let i = 0; i < 3; i++) {
+      step();
+      await new Promise((r) => setTimeout(r, 0)); // lets dropped tensors' device buffers return to the pool
+    }
+    const before = webgpuStats();
+    const loss = step();
+    const after = webgpuStats();
+    const d = (k: keyof typeof before) => after[k] - before[k];
+    console.log(
+      `per step: ${d("calls")} primitive calls recorded, ${d("submits")} submits, ${d("readbacks")} readbacks, ` +
+        `${d("dispatches")} dispatches, ${d("bufferAllocs")} buffer allocations, ${d("pipelineCompiles")} compiles, ` +
+        `${d("uploadBytes")} bytes uploaded, ${d("readbackBytes")} bytes read back`,
+    );
+    assert.ok(Number.isFinite(loss));
+    assert.ok(d("calls") > 50);
+    assert.equal(d("submits"), 1);
+    assert.equal(d("readbacks"), 1);
+    assert.equal(d("readbackBytes"), 4); // the loss
+    assert.equal(d("pipelineCompiles"), 0);
+    assert.ok(d("uploadBytes") < 1024, "weights, gradients and Adam state stay on the device");
+  } finally {
+    useBackend("cpu");
+  }
+});
+
+Deno.test("webgpu: toBackend moves a module's weights in one transfer each way", () => {
+  const rng = new Rng(16);
   const x = tensor(randArray(4 * 2 * 12 * 12, rng, 0, 1), { shape: [4, 2, 12, 12] });
   useBackend("cpu");
-  const r = new Rng(14);
+  const r = new Rng(17);
   const net = new Sequential([
     new Conv2d(2, 4, 4, { stride: 2, rng: r }),
     new ReLU(),
@@ -465,32 +584,45 @@ Deno.test("webgpu: a warm training step costs one submit and at most one readbac
   ]);
   useBackend("webgpu");
   try {
-    const opt = new Adam(net.parameters(), { lr: 1e-3 });
-    const step = () => {
-      opt.zeroGrad();
-      const loss = mean(square(net.forward(x)));
-      loss.backward();
-      opt.step();
-      return loss.item();
-    };
+    const step = warmStep(net, x);
     step();
-    step(); // warm: pools and pipeline cache filled
-    const before = webgpuStats();
     step();
-    const after = webgpuStats();
-    const d = (k: keyof typeof before) => after[k] - before[k];
-    console.log(
-      `per step: ${d("calls")} primitive calls, ${d("submits")} submits, ${d("readbacks")} readbacks, ` +
-        `${d("dispatches")} dispatches, ${d("bufferAllocs")} buffer allocations, ${d("pipelineCompiles")} compiles`,
-    );
-    assert.ok(d("calls") > 0);
-    assert.equal(d("submits"), d("calls"));
-    assert.ok(d("readbacks") <= d("calls"));
-    assert.equal(d("bufferAllocs"), 0);
-    assert.equal(d("pipelineCompiles"), 0);
+    let before = webgpuStats();
+    toBackend(net, "cpu"); // every weight changed on the device: one readback brings them all
+    let after = webgpuStats();
+    assert.equal(after.readbacks - before.readbacks, 1);
+    assert.ok(after.submits - before.submits <= 1);
+    const host = net.parameters().map((p) => p.data.slice()); // already current: no further readback
+    assert.equal(webgpuStats().readbacks, after.readbacks);
+    // Host edits (e.g. weights published by another learner), then one upload of all of them.
+    net.parameters().forEach((p) => p.data.fill(0.01));
+    before = webgpuStats();
+    toBackend(net, "webgpu");
+    after = webgpuStats();
+    assert.equal(after.submits - before.submits, 1);
+    assert.equal(after.readbacks - before.readbacks, 0);
+    const uploaded = after.uploadBytes - before.uploadBytes;
+    assert.equal(uploaded, net.parameters().reduce((s, p) => s + 4 * p.size, 0));
+    before = webgpuStats();
+    step();
+    const again = webgpuStats().uploadBytes - before.uploadBytes;
+    assert.ok(again < 1024, `the step does not upload weights again (uploaded ${again} bytes)`);
+    assert.ok(host.length === 4);
   } finally {
     useBackend("cpu");
   }
+});
+
+Deno.test("webgpu: after switching to cpu, tensors computed on the device are read back before host kernels use them", () => {
+  useBackend("webgpu");
+  let y: Tensor;
+  try {
+    y = ops.exp(tensor([0, 1, 2]));
+  } finally {
+    useBackend("cpu");
+  }
+  const z = ops.mul(y, 2); // a CPU kernel over the raw storage of a device-computed tensor
+  assertClose(z.toArray(), [2, 2 * Math.E, 2 * Math.exp(2)], 1e-6, "exp on webgpu, then mul on cpu");
 });
 
 Deno.test("webgpu: a buffer over the device limit names the tensor shape and the limit", () => {

@@ -14,6 +14,7 @@ import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS, openBlas, readCString } f
 import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
 import { nativeKernels, nativeKernelsInfo } from "./native/native.ts";
+import { cpuAdamStep, cpuClipGradNorm, cpuFill, cpuRmspropStep, cpuSgdStep } from "./cpu_optim.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Native kernels (kernels.c): vectorized C for the memory-bound loops; the TypeScript loops below are the fallback.
@@ -1002,4 +1003,9 @@ export const cpuBackend: Backend = {
   scatterAdd,
   logSoftmax,
   logSoftmaxGrad,
+  fill: cpuFill,
+  adamStep: cpuAdamStep,
+  rmspropStep: cpuRmspropStep,
+  sgdStep: cpuSgdStep,
+  clipGradNorm: cpuClipGradNorm,
 };
