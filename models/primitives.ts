@@ -8,6 +8,9 @@
  * accumulate gradients in place. Hot kernels take positional arguments (no options object) so that calls stay
  * allocation-free.
  *
+ * A device backend (one with `sync`) may treat the arrays as names of device buffers and defer the work: callers then
+ * read results on the host only after `sync` (the tensor layer does this in `Tensor.data`, `item()` and `toArray()`).
+ *
  * @module
  */
 

@@ -571,6 +571,47 @@ Deno.test("webgpu: a warm Nature-CNN training step (Adam, grad-norm clipping) is
   }
 });
 
+Deno.test("webgpu: a steady-state training step allocates no GPU buffers once dropped tensors are collected", async () => {
+  // Device buffers of dropped tensors return to the pool through a FinalizationRegistry, i.e. after a garbage
+  // collection and a turn of the event loop. A child process with an exposed gc() makes that deterministic.
+  const modUrl = new URL("../models/mod.ts", import.meta.url).href;
+  const gpuUrl = new URL("../models/backends/webgpu.ts", import.meta.url).href;
+  const code = `import * as m from "${modUrl}";
+    import { webgpuStats } from "${gpuUrl}";
+    const rng = new m.Rng(1);
+    const x = m.rand([2, 4, 84, 84], rng);
+    const net = new m.Sequential([new m.Conv2d(4, 32, 8, { stride: 4, rng }), new m.ReLU(),
+      new m.Conv2d(32, 64, 4, { stride: 2, rng }), new m.ReLU(), new m.Conv2d(64, 64, 3, { stride: 1, rng }),
+      new m.ReLU(), new m.Flatten(), new m.Linear(3136, 512, { rng }), new m.ReLU(), new m.Linear(512, 6, { rng })]);
+    m.useBackend("webgpu");
+    const opt = new m.Adam(net.parameters(), { lr: 1e-3 });
+    const allocs = [];
+    for (let i = 0; i < 8; i++) {
+      const before = webgpuStats().bufferAllocs;
+      opt.zeroGrad();
+      const loss = m.mean(m.square(net.forward(x)));
+      loss.backward();
+      m.clipGradNormTensor(net.parameters(), 0.5);
+      opt.step();
+      loss.item();
+      allocs.push(webgpuStats().bufferAllocs - before);
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    console.log(JSON.stringify(allocs));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const allocs: number[] = JSON.parse(text.split("\n").at(-1)!);
+  console.log(`GPU buffer allocations per step: ${allocs.join(" ")}`);
+  assert.ok(allocs[0] > 0);
+  assert.deepEqual(allocs.slice(3), [0, 0, 0, 0, 0]); // pools fill over the first steps
+});
+
 Deno.test("webgpu: toBackend moves a module's weights in one transfer each way", () => {
   const rng = new Rng(16);
   const x = tensor(randArray(4 * 2 * 12 * 12, rng, 0, 1), { shape: [4, 2, 12, 12] });

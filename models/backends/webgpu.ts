@@ -179,6 +179,8 @@ export function startWebGpu(): WebGpuInfo {
   };
   batch = emptyBatch();
   pendingFrees = [];
+  idBytes.clear();
+  heldBytes = 0;
   return info;
 }
 
@@ -371,9 +373,26 @@ function arenaSlot(bytes: number): number {
   return off;
 }
 
+/** Bytes of every live device buffer id, to warn when dropped tensors' buffers pile up. */
+const idBytes = new Map<number, number>();
+let heldBytes = 0;
+let heldWarned = false;
+const HELD_WARN_BYTES = 4 * 1024 ** 3;
+
 function newId(bytes: number): number {
   const id = rt!.nextId++;
-  batch.allocs.push(id, Math.max(4, bytes));
+  const b = Math.max(4, bytes);
+  batch.allocs.push(id, b);
+  idBytes.set(id, b);
+  heldBytes += b;
+  if (heldBytes > HELD_WARN_BYTES && !heldWarned) {
+    heldWarned = true;
+    console.warn(
+      `arcadia webgpu: ${fmtBytes(heldBytes)} of device buffers are held; buffers of dropped tensors return to the ` +
+        "pool only when the event loop turns (FinalizationRegistry): await between training steps " +
+        "(e.g. `await new Promise((r) => setTimeout(r, 0))`)",
+    );
+  }
   return id;
 }
 
@@ -396,10 +415,12 @@ function flush(reads: [Entry, Region][]): void {
   const frees = pendingFrees.length > 0 ? batch.frees.concat(pendingFrees) : batch.frees;
   pendingFrees = [];
   if (batch.steps.length === 0 && batch.uploads.length === 0 && reads.length === 0) {
-    if (frees.length > 0 || batch.allocs.length > 0) {
-      batch.frees = frees; // nothing to run yet: keep them for the next batch
-    }
+    batch.frees = frees; // nothing to run: keep them for the next batch
     return;
+  }
+  for (const id of frees) {
+    heldBytes -= idBytes.get(id) ?? 0;
+    idBytes.delete(id);
   }
   const readbacks: number[] = [];
   for (const [e, reg] of reads) readbacks.push(e.id, arenaSlot(reg.bytes), reg.bytes);
