@@ -6,7 +6,7 @@
  * @module
  */
 
-import { backend, syncHost, Tensor } from "./tensor.ts";
+import { backend, syncHost, type Tensor, wrapStorage } from "./tensor.ts";
 
 /** Serializable optimizer state: the step count and named state buffers (`<paramIndex>.<buffer>`). */
 export interface OptimizerState {
@@ -238,7 +238,7 @@ export function clipGradNormTensor(params: readonly Tensor[], maxNorm: number): 
   for (const p of params) if (p.grad) grads.push(p.grad.raw);
   const norm = new Float32Array(1);
   backend().clipGradNorm(grads, maxNorm, norm);
-  return new Tensor(norm, []);
+  return wrapStorage(norm, []);
 }
 
 /**

@@ -232,6 +232,21 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
+let wrapping = false;
+
+/**
+ * A tensor over storage the library manages (a view, a gradient buffer, a kernel's output) whose newest values may be
+ * on a device: unlike `new Tensor`, it does not hand the array to the host.
+ */
+export function wrapStorage(raw: Float32Array, shape: readonly number[]): Tensor {
+  wrapping = true;
+  try {
+    return new Tensor(raw, shape);
+  } finally {
+    wrapping = false;
+  }
+}
+
 /** A dense, contiguous float32 tensor. */
 export class Tensor {
   /**
@@ -256,6 +271,9 @@ export class Tensor {
     this.raw = data;
     this.shape = Object.freeze([...shape]);
     this.requiresGrad = options.requiresGrad ?? false;
+    // An array handed in from outside may have been written on the host since a device last saw it (a reused
+    // observation buffer): the host owns it now. Library code wrapping its own storage skips this (`wrapStorage`).
+    if (hostSync !== null && !wrapping) hostSync(data, true);
   }
 
   /**
@@ -292,7 +310,7 @@ export class Tensor {
 
   /** A tensor sharing this data, cut off from the graph (stop-gradient). */
   detach(): Tensor {
-    return new Tensor(this.raw, this.shape);
+    return wrapStorage(this.raw, this.shape);
   }
 
   /** A deep copy (not part of the graph), made by the current backend. */
@@ -300,12 +318,12 @@ export class Tensor {
     const n = this.raw.length;
     const out = new Float32Array(n);
     current.copyStrided(this.raw, 0, [1], [n], out, 0, [1], false);
-    return new Tensor(out, this.shape);
+    return wrapStorage(out, this.shape);
   }
 
   /** View with a new shape (one dim may be -1); differentiable, shares `data`. */
   reshape(shape: readonly number[]): Tensor {
-    const out = new Tensor(this.raw, resolveShape(shape, this.raw.length, this.shape));
+    const out = wrapStorage(this.raw, resolveShape(shape, this.raw.length, this.shape));
     return record(out, "reshape", [this], (gy) => {
       const s = [gy.length];
       const gx = gradBuffer(this);
@@ -378,7 +396,7 @@ export function gradBuffer(t: Tensor): Float32Array {
   if (!t.requiresGrad) return new Float32Array(t.raw.length);
   if (t.grad === null) {
     // Non-leaf gradients are consumed within one backward pass, so they can come from the pool.
-    t.grad = new Tensor(t.node ? zeroedBuffer(t.raw.length) : new Float32Array(t.raw.length), t.shape);
+    t.grad = wrapStorage(t.node ? zeroedBuffer(t.raw.length) : new Float32Array(t.raw.length), t.shape);
   }
   return t.grad.raw;
 }

@@ -666,6 +666,20 @@ Deno.test("webgpu: after switching to cpu, tensors computed on the device are re
   assertClose(z.toArray(), [2, 2 * Math.E, 2 * Math.exp(2)], 1e-6, "exp on webgpu, then mul on cpu");
 });
 
+Deno.test("webgpu: a host buffer reused for a new tensor (an observation buffer) is uploaded again", () => {
+  useBackend("webgpu");
+  try {
+    const buf = new Float32Array([1, 2]);
+    const first = ops.mul(tensor(buf), 2);
+    buf.set([3, 4]); // written on the host after the device took a copy, before anything was read back
+    const second = ops.mul(tensor(buf), 2);
+    assert.deepEqual(second.toArray(), [6, 8]);
+    assert.deepEqual(first.toArray(), [2, 4]); // recorded before the write: saw the old values
+  } finally {
+    useBackend("cpu");
+  }
+});
+
 Deno.test("webgpu: a buffer over the device limit names the tensor shape and the limit", () => {
   const limit = startWebGpu().maxStorageBufferBindingSize;
   const n = limit / 4 + 1;

@@ -459,10 +459,10 @@ function flush(reads: [Entry, Region][]): void {
 }
 
 function syncOne(arr: Float32Array, write: boolean): void {
-  const reg = regionOf(arr);
-  const e = entryOf(reg, false);
-  if (!e) return;
-  if (!e.host) flush([[e, reg]]);
+  // Called on every host access of a tensor: look up without building a Region.
+  const e = entries.get(arr.buffer instanceof SharedArrayBuffer ? arr : arr.buffer);
+  if (!e || e.gen !== rt!.gen) return;
+  if (!e.host) flush([[e, regionOf(arr)]]);
   if (write) e.device = false; // the host takes it over; re-uploaded (to a fresh buffer) on next device use
 }
 
