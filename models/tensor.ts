@@ -73,6 +73,8 @@ function hostGuarded(be: Backend, sync: SyncFn): Backend {
 export function useBackend(name: BackendName): Backend {
   if (name === "auto") {
     current = autoBackend(BACKENDS.cpu!); // logs its choice
+    if (current.sync) hostSync = current.sync;
+    else if (hostSync !== null) current = guardedCpu ??= hostGuarded(cpuBackend, hostSync);
     return current;
   }
   const backend = BACKENDS[name];

@@ -108,6 +108,7 @@ Deno.test("webgpu: unary and unaryGrad match the CPU backend for every op", () =
     const y = new Float32Array(n);
     cpu.unary(op, x, y, p0, p1);
     both(`unary ${op}(${p0})`, [new Float32Array(n)], (be, [o]) => be.unary(op, x, o, p0, p1));
+    both(`unary ${op}(${p0}) in place`, [x], (be, [o]) => be.unary(op, o, o, p0, p1));
     const gy = randArray(n, rng);
     const gx0 = randArray(n, rng);
     both(`unaryGrad ${op}(${p0})`, [gx0], (be, [gx]) => be.unaryGrad(op, x, y, gy, gx, p0, p1));
@@ -128,6 +129,10 @@ Deno.test("webgpu: binary, where and sumTo match the CPU backend with broadcasti
     const a = randArray(size(as), rng), b = randArray(size(bs), rng, 0.5, 2);
     for (const op of ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq"] as const) {
       both(`binary ${op} ${as}|${bs}`, [new Float32Array(size(os))], (be, [o]) => be.binary(op, a, as, b, bs, o, os));
+    }
+    if (as.join() === os.join() && bs.join() === os.join()) {
+      both(`binary sub in place (out = a) ${as}`, [a, b], (be, [x, y]) => be.binary("sub", x, as, y, bs, x, os));
+      both(`binary div in place (out = b) ${as}`, [a, b], (be, [x, y]) => be.binary("div", x, as, y, bs, y, os));
     }
     const cond = randArray(size(as), rng).map((v) => (v > 0 ? 1 : 0));
     both(`where ${as}`, [new Float32Array(size(os))], (be, [o]) => be.where(cond, as, a, as, b, bs, o, os));

@@ -772,9 +772,16 @@ function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: 
   const n = x.length;
   if (n === 0) return;
   const p = program(op);
-  const ix = p.input(x, 0, n, `input [${n}]`);
-  const io = p.output(out, 0, n, false, `output [${n}]`);
-  p.step(`unary:${op}`, () => K.unarySource(op), [n, f32bits(p0), f32bits(p1)], [ix], [io], grid(n));
+  const params = [n, f32bits(p0), f32bits(p1)];
+  if (sameView(x, out)) {
+    // In place (activations applied to a layer's fresh output): one read-write binding, no staging copy.
+    const io = p.output(out, 0, n, true, `input/output [${n}]`);
+    p.step(`unary:${op}:inplace`, () => K.unarySource(op, true), params, [], [io], grid(n));
+  } else {
+    const ix = p.input(x, 0, n, `input [${n}]`);
+    const io = p.output(out, 0, n, false, `output [${n}]`);
+    p.step(`unary:${op}`, () => K.unarySource(op), params, [ix], [io], grid(n));
+  }
   p.run();
 }
 
@@ -806,6 +813,11 @@ function broadcastParams(op: string, outShape: readonly number[], shapes: (reado
   return params;
 }
 
+/** Whether two arrays are the same elements of the same memory. */
+function sameView(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -822,10 +834,21 @@ function binary(
   const n = shapeSize(outShape);
   if (n === 0) return;
   const p = program(op);
+  const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
+  const inA = same && sameView(a, out), inB = same && sameView(b, out);
+  if (inA !== inB) {
+    // Accumulation in place (`gx = gx + gy`): bind `out` once, read-write.
+    const other = inA ? b : a;
+    const bx = p.input(other, 0, n, `operand ${fmtShape(outShape)}`);
+    const bo = p.output(out, 0, n, true, `input/output ${fmtShape(outShape)}`);
+    const which = inA ? "a" : "b";
+    p.step(`binary:${op}:inplace:${which}`, () => K.binarySource(op, true, which), [n], [bx], [bo], grid(n));
+    p.run();
+    return;
+  }
   const ba = p.input(a, 0, shapeSize(aShape), `operand ${fmtShape(aShape)}`);
   const bb = p.input(b, 0, shapeSize(bShape), `operand ${fmtShape(bShape)}`);
   const bo = p.output(out, 0, n, false, `output ${fmtShape(outShape)}`);
-  const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
   const params = same ? [n] : broadcastParams(op, outShape, [aShape, bShape]);
   p.step(`binary:${op}:${same}`, () => K.binarySource(op, same), params, [ba, bb], [bo], grid(n));
   p.run();

@@ -112,9 +112,10 @@ function unaryExpr(op: UnaryOp): string {
   }
 }
 
-/** `out[i] = op(x[i])`; params `[n, p0, p1]`. */
-export function unarySource(op: UnaryOp): string {
-  return header(["x"], ["out"]) + MATH + elementwise(`  let v = x[i];\n  out[i] = ${unaryExpr(op)};`);
+/** `out[i] = op(x[i])`; params `[n, p0, p1]`. `inPlace`: `x` is `out` (one read-write binding). */
+export function unarySource(op: UnaryOp, inPlace = false): string {
+  return header(inPlace ? [] : ["x"], ["out"]) + MATH +
+    elementwise(`  let v = ${inPlace ? "out" : "x"}[i];\n  out[i] = ${unaryExpr(op)};`);
 }
 
 function unaryGradExpr(op: UnaryOp): string {
@@ -194,8 +195,17 @@ const BROADCAST_WALK = `
   }
 `;
 
-/** Broadcasting binary op; `same` when both operands already have the output shape. */
-export function binarySource(op: BinaryOp, same: boolean): string {
+/**
+ * Broadcasting binary op; `same` when both operands already have the output shape. `inPlace` (with `same`): that
+ * operand is `out`, bound once read-write (WebGPU rejects one buffer bound read-only and writable in a dispatch).
+ */
+export function binarySource(op: BinaryOp, same: boolean, inPlace?: "a" | "b"): string {
+  if (same && inPlace) {
+    const other = inPlace === "a" ? "b" : "a";
+    return header([other], ["out"]) +
+      elementwise(`  let ${inPlace === "a" ? "u" : "w"} = out[i];\n  let ${inPlace === "a" ? "w" : "u"} = ${other}[i];
+  out[i] = ${binaryExpr(op)};`);
+  }
   const body = same
     ? `  let u = a[i];\n  let w = b[i];\n  out[i] = ${binaryExpr(op)};`
     : `${BROADCAST_WALK}  let u = a[ia];\n  let w = b[ib];\n  out[i] = ${binaryExpr(op)};`;
