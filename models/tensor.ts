@@ -239,6 +239,13 @@ let wrapping = false;
 /**
  * A tensor over storage the library manages (a view, a gradient buffer, a kernel's output) whose newest values may be
  * on a device: unlike `new Tensor`, it does not hand the array to the host.
+ *
+ * @example
+ * ```ts
+ * import { tensor, wrapStorage } from "./tensor.ts";
+ * const x = tensor([1, 2, 3, 4]);
+ * const view = wrapStorage(x.raw, [2, 2]); // shares storage, no host synchronization
+ * ```
  */
 export function wrapStorage(raw: Float32Array, shape: readonly number[]): Tensor {
   wrapping = true;
@@ -410,6 +417,14 @@ function zeroOnBackend(b: Float32Array): void {
 /**
  * A zeroed scratch buffer from the pool; a recycled one is zeroed by the current backend (where it may live). A device
  * backend zeroes fresh ones too: cheaper than uploading host zeros.
+ *
+ * @example
+ * ```ts
+ * import { zeroedBuffer } from "./tensor.ts";
+ * import { releaseBuffer } from "./pool.ts";
+ * const scratch = zeroedBuffer(4096);
+ * releaseBuffer(scratch);
+ * ```
  */
 export function zeroedBuffer(n: number): Float32Array {
   if (current.sync === undefined) return takeBuffer(n, true, zeroOnBackend);
