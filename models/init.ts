@@ -5,7 +5,8 @@
  */
 
 import type { Rng } from "./rng.ts";
-import { backend, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
+import { cpuBackend } from "./backends/cpu.ts";
 
 /** Fan-in and fan-out as PyTorch computes them (`[out, in, ...kernel]`). */
 export function fans(shape: readonly number[]): { fanIn: number; fanOut: number } {
@@ -75,7 +76,9 @@ export function orthogonalInit(t: Tensor, options: { gain?: number; rng: Rng }):
   const R = Math.max(rows, cols), C = Math.min(rows, cols);
   const q = new Float32Array(C * R);
   for (let i = 0; i < q.length; i++) q[i] = options.rng.normal();
-  const be = backend();
+  // Host work on host scratch arrays (the loops below read the GEMM results): always the CPU kernels, whichever
+  // backend trains; a device backend would defer the GEMMs.
+  const be = cpuBackend;
   const BS = 16; // small blocks: most work goes to the GEMMs
   const h = new Float32Array(BS * C);
   for (let k0 = 0; k0 < C; k0 += BS) {

@@ -5,7 +5,11 @@
  * `Float32Array`s, but those arrays are only names here: every host region (a whole non-shared `ArrayBuffer`, so
  * `subarray` views share it, or one view of a `SharedArrayBuffer`) maps to a device buffer plus two flags, "host copy
  * current" and "device copy current". A primitive call uploads the inputs the device lacks (a snapshot taken at call
- * time), marks its outputs device-only, and appends its dispatches to a batch; nothing runs yet. The batch goes to
+ * time), marks its outputs device-only, and appends its dispatches to a batch; nothing runs yet. An array no kernel
+ * has written is a host input (observations, targets, a minibatch buffer that host code refills in place without
+ * telling anyone), so each call that reads it uploads a fresh snapshot; once a kernel writes an array (activations,
+ * gradients, weights after their first update, optimizer state), or `prefetch` (`toBackend(…, "webgpu")`) moves it,
+ * the device owns it until the host takes it back through `Tensor.data`. The batch goes to
  * the device worker (`webgpu/_worker.ts`) as one compute pass and one submit only when the host needs values:
  * `Tensor.data`/`item()`/`toArray()` call `sync`, which reads back, with one wait, just the arrays asked for. So a
  * training step (forward, backward, gradient clipping and the optimizer update, all primitives) costs one submit and
@@ -293,6 +297,12 @@ interface Entry {
   host: boolean;
   /** The device copy holds the current values. */
   device: boolean;
+  /**
+   * The device owns the values: a kernel wrote them (or `prefetch` moved them). Until then the array is a host input
+   * that host code may refill in place without telling anyone (a reused observation or minibatch buffer), so every
+   * call that reads it uploads a fresh snapshot, as a per-call backend would.
+   */
+  owned: boolean;
   /** Runtime generation the id belongs to (a restarted worker has none of the old buffers). */
   gen: number;
 }
@@ -323,7 +333,7 @@ function entryOf(reg: Region, create: boolean): Entry | null {
   let e = entries.get(reg.key) ?? null;
   if (e && e.gen !== rt!.gen) e = null; // buffers of a stopped worker are gone: the host copy is all there is
   if (!e && create) {
-    e = { id: -1, bytes: reg.bytes, host: true, device: false, gen: rt!.gen };
+    e = { id: -1, bytes: reg.bytes, host: true, device: false, owned: false, gen: rt!.gen };
     entries.set(reg.key, e);
     finalizer.register(reg.key, e);
   }
@@ -463,7 +473,11 @@ function syncOne(arr: Float32Array, write: boolean): void {
   const e = entries.get(arr.buffer instanceof SharedArrayBuffer ? arr : arr.buffer);
   if (!e || e.gen !== rt!.gen) return;
   if (!e.host) flush([[e, regionOf(arr)]]);
-  if (write) e.device = false; // the host takes it over; re-uploaded (to a fresh buffer) on next device use
+  if (write) {
+    // The host takes it over: a host input again, uploaded (to a fresh buffer) by each call that reads it.
+    e.device = false;
+    e.owned = false;
+  }
 }
 
 /**
@@ -496,7 +510,8 @@ function prefetch(arrays: readonly Float32Array[]): void {
   for (const a of arrays) {
     const reg = regionOf(a);
     const e = entryOf(reg, true)!;
-    if (!e.device) upload(e, reg);
+    if (!e.device || !e.owned) upload(e, reg);
+    e.owned = true;
   }
   flush([]);
 }
@@ -603,7 +618,7 @@ class Call {
     const reg = regionOf(s.arr);
     const e = entryOf(reg, true)!;
     const base = (s.arr.byteOffset - reg.start) / 4 + s.lo;
-    if (!e.device) {
+    if (!e.device || !e.owned) {
       const whole = base === 0 && s.len * 4 === reg.bytes;
       if (!s.write || s.load || !whole) upload(e, reg);
       else {
@@ -613,7 +628,10 @@ class Call {
         e.device = true;
       }
     }
-    if (s.write) e.host = false;
+    if (s.write) {
+      e.host = false;
+      e.owned = true;
+    }
     s.id = e.id;
     s.base = base;
   }
