@@ -5,25 +5,27 @@
  * `Float32Array`s, but those arrays are only names here: every host region (a whole non-shared `ArrayBuffer`, so
  * `subarray` views share it, or one view of a `SharedArrayBuffer`) maps to a device buffer plus two flags, "host copy
  * current" and "device copy current". A primitive call uploads the inputs the device lacks (a snapshot taken at call
- * time), marks its outputs device-only, and appends its dispatches to a batch; nothing runs yet. An array no kernel
- * has written is a host input (observations, targets, a minibatch buffer that host code refills in place without
- * telling anyone), so each call that reads it uploads a fresh snapshot; once a kernel writes an array (activations,
- * gradients, weights after their first update, optimizer state), or `prefetch` (`toBackend(…, "webgpu")`) moves it,
- * the device owns it until the host takes it back through `Tensor.data`. The batch goes to
+ * time), marks its outputs device-only, and appends its dispatches to a batch; nothing runs yet. The batch goes to
  * the device worker (`webgpu/_worker.ts`) as one compute pass and one submit only when the host needs values:
  * `Tensor.data`/`item()`/`toArray()` call `sync`, which reads back, with one wait, just the arrays asked for. So a
  * training step (forward, backward, gradient clipping and the optimizer update, all primitives) costs one submit and
  * one readback (the loss), and weights, gradients and optimizer state never leave the device.
  *
+ * Ownership: an array no kernel has written is a host input (observations, targets, a minibatch buffer that host code
+ * refills in place without telling anyone), so each call that reads it uploads a fresh snapshot. Once a kernel writes
+ * an array (activations, gradients, weights after their first update, optimizer state), or `prefetch` moves it
+ * (`toBackend(…, "webgpu")`; do that once for an inference-only model, whose weights no kernel writes), the device
+ * owns it until the host takes it back through `Tensor.data`; its next device use then uploads it into a fresh buffer
+ * (uploads land before the batch's pass, so earlier steps of the batch keep reading the old one).
+ *
  * Why this shape: WebGPU readback is asynchronous and each wait costs ~11.7 ms in Deno 2.9 (`bench/webgpu_bench.ts`),
  * whatever the work, so the cost model is "waits per step". The device lives in a Worker because the main thread must
  * block (`Atomics.wait`) until a readback lands in the shared arena. Device buffers of host arrays the garbage
- * collector took return to the worker's size-class pool with the next batch (a `FinalizationRegistry`), scratch
- * buffers recycled by `pool.ts` keep theirs, and pipelines are cached by kernel key, so a steady-state step
- * allocates no GPU buffers and compiles no shaders. A host write through `Tensor.data` hands the array to the host:
- * its next device use uploads it into a fresh buffer (uploads land before the batch's pass, so earlier steps of the
- * batch keep reading the old one). WebGPU forbids binding one buffer read-only and writable in the same dispatch, so
- * in-place calls (`out` aliasing an input) read a device copy of the input.
+ * collector took return to the worker's size-class pool with the next batch (a `FinalizationRegistry`, so only when
+ * the event loop turns: a loop that never awaits keeps them, and a warning says so past 4 GiB), scratch buffers
+ * recycled by `pool.ts` keep theirs, and pipelines are cached by kernel key, so a steady-state step allocates no GPU
+ * buffers and compiles no shaders. WebGPU forbids binding one buffer read-only and writable in one dispatch: in-place
+ * unary and accumulating binary calls bind the output once; other aliasing reads a device copy.
  *
  * GEMM has two kernels: shared-memory tiles for real GPUs, register blocking (4×4 per thread, no barriers) for CPU
  * adapters such as Mesa's lavapipe, chosen by `isFallbackAdapter` unless `setWebGpuGemmKernel` overrides it.
