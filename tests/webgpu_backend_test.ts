@@ -44,6 +44,9 @@ import {
   zeros,
 } from "../models/mod.ts";
 import * as ops from "../models/ops.ts";
+import { trainA2c } from "../algos/a2c.ts";
+import { trainDqn } from "../algos/dqn.ts";
+import { trainPpo } from "../algos/ppo.ts";
 
 const cpu: Backend = cpuBackend;
 const gpu: Backend = webgpuBackend;
@@ -455,6 +458,45 @@ Deno.test("webgpu: Sample Factory Doom encoder + GRU gives the CPU backend's los
   const cpuRun = train("cpu", make, step, 10);
   const gpuRun = train("webgpu", make, step, 10);
   assertRunsMatch(gpuRun, cpuRun, "Doom encoder + GRU");
+});
+
+/** Train with `run` on each backend from the same seed; the final weights must agree. */
+async function algoParity(what: string, run: (runsDir: string) => Promise<{ policy: Module }>): Promise<void> {
+  const weights: Float32Array[][] = [];
+  for (const name of ["cpu", "webgpu"] as const) {
+    useBackend(name);
+    try {
+      const { policy } = await run(await Deno.makeTempDir());
+      weights.push(policy.parameters().map((p) => p.data.slice()));
+    } finally {
+      useBackend("cpu");
+    }
+  }
+  weights[0].forEach((w, i) => assertClose(weights[1][i], w, 1e-3, `${what}: weight ${i}`));
+}
+
+Deno.test("webgpu: PPO, A2C and DQN on CartPole end with the CPU backend's weights", async () => {
+  // Host code around the model (minibatch buffers refilled in place, GAE, replay sampling, target-network copies)
+  // mixes with device tensors here as in real training.
+  const common = { tensorboard: false, seed: 1, handleSigint: false };
+  await algoParity(
+    "PPO",
+    (runsDir) => trainPpo({ ...common, runsDir, totalTimesteps: 256, numEnvs: 2, numSteps: 128 }),
+  );
+  await algoParity("A2C", (runsDir) => trainA2c({ ...common, runsDir, totalTimesteps: 200, numEnvs: 2 }));
+  await algoParity("DQN", (runsDir) =>
+    trainDqn({
+      ...common,
+      runsDir,
+      envId: "CartPole-v1",
+      numEnvs: 1,
+      totalTimesteps: 300,
+      learningStarts: 100,
+      trainFrequency: 4,
+      targetNetworkFrequency: 50,
+      bufferSize: 1000,
+      batchSize: 32,
+    }));
 });
 
 // ---------------------------------------------------------------------------------------------------------------
