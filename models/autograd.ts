@@ -7,7 +7,7 @@
 
 import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
-import { backend, gradBuffer, record, scalar, Tensor } from "./tensor.ts";
+import { backend, gradBuffer, record, scalar, Tensor, zeroedBuffer } from "./tensor.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 /** A tensor or a plain number (a constant scalar). */
@@ -42,8 +42,8 @@ function axisTriple(shape: readonly number[], axis: number): [number, number, nu
 export function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   const be = backend();
   const out = new Tensor(new Float32Array(x.size), x.shape);
-  be.unary(op, x.data, out.data, p0, p1);
-  return record(out, op, [x], (gy) => be.unaryGrad(op, x.data, out.data, gy, gradBuffer(x), p0, p1));
+  be.unary(op, x.raw, out.raw, p0, p1);
+  return record(out, op, [x], (gy) => be.unaryGrad(op, x.raw, out.raw, gy, gradBuffer(x), p0, p1));
 }
 
 /** Apply a broadcasting binary primitive; comparisons (`gt`, `eq`, …) have no gradient. */
@@ -52,7 +52,7 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   const be = backend();
   const shape = broadcastShapes(ta.shape, tb.shape, op);
   const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
-  be.binary(op, ta.data, ta.shape, tb.data, tb.shape, out.data, shape);
+  be.binary(op, ta.raw, ta.shape, tb.raw, tb.shape, out.raw, shape);
   if (op !== "add" && op !== "sub" && op !== "mul" && op !== "div" && op !== "maximum" && op !== "minimum") {
     return out; // comparisons are piecewise constant
   }
@@ -67,11 +67,11 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
       case "mul": {
         const tmp = takeBuffer(n, false);
         if (ta.requiresGrad) {
-          be.binary("mul", gy, shape, tb.data, tb.shape, tmp, shape);
+          be.binary("mul", gy, shape, tb.raw, tb.shape, tmp, shape);
           be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
         }
         if (tb.requiresGrad) {
-          be.binary("mul", gy, shape, ta.data, ta.shape, tmp, shape);
+          be.binary("mul", gy, shape, ta.raw, ta.shape, tmp, shape);
           be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, 1);
         }
         releaseBuffer(tmp);
@@ -79,10 +79,10 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
       }
       case "div": {
         const tmp = takeBuffer(n, false);
-        be.binary("div", gy, shape, tb.data, tb.shape, tmp, shape); // gy / b
+        be.binary("div", gy, shape, tb.raw, tb.shape, tmp, shape); // gy / b
         if (ta.requiresGrad) be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
         if (tb.requiresGrad) {
-          be.binary("mul", tmp, shape, out.data, shape, tmp, shape); // gy * (a / b) / b
+          be.binary("mul", tmp, shape, out.raw, shape, tmp, shape); // gy * (a / b) / b
           be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, -1);
         }
         releaseBuffer(tmp);
@@ -92,7 +92,7 @@ export function binaryOp(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
       case "minimum": {
         // Ties send the gradient to `a` (a >= b for maximum, a <= b for minimum).
         const mask = new Float32Array(n);
-        be.binary(op === "maximum" ? "ge" : "le", ta.data, ta.shape, tb.data, tb.shape, mask, shape);
+        be.binary(op === "maximum" ? "ge" : "le", ta.raw, ta.shape, tb.raw, tb.shape, mask, shape);
         const tmp = new Float32Array(n);
         be.binary("mul", gy, shape, mask, shape, tmp, shape);
         if (ta.requiresGrad) be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
@@ -122,16 +122,16 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const be = backend();
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, "where"), tb.shape, "where");
   const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
-  be.where(cond.data, cond.shape, ta.data, ta.shape, tb.data, tb.shape, out.data, shape);
+  be.where(cond.raw, cond.shape, ta.raw, ta.shape, tb.raw, tb.shape, out.raw, shape);
   return record(out, "where", [ta, tb], (gy) => {
     const tmp = new Float32Array(out.size);
     const zero = new Float32Array(1);
     if (ta.requiresGrad) {
-      be.where(cond.data, cond.shape, gy, shape, zero, [], tmp, shape);
+      be.where(cond.raw, cond.shape, gy, shape, zero, [], tmp, shape);
       be.sumTo(tmp, shape, gradBuffer(ta), ta.shape, 1);
     }
     if (tb.requiresGrad) {
-      be.where(cond.data, cond.shape, zero, [], gy, shape, tmp, shape);
+      be.where(cond.raw, cond.shape, zero, [], gy, shape, tmp, shape);
       be.sumTo(tmp, shape, gradBuffer(tb), tb.shape, 1);
     }
   });
@@ -171,7 +171,7 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   const be = backend();
   const [keep, shape] = reducedShapes(x.shape, options, "sum");
   const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
-  be.sumTo(x.data, x.shape, out.data, keep, 1);
+  be.sumTo(x.raw, x.shape, out.raw, keep, 1);
   return record(out, "sum", [x], (gy) => {
     const gx = gradBuffer(x);
     be.binary("add", gx, x.shape, gy, keep, gx, x.shape);
@@ -190,8 +190,8 @@ export function max(x: Tensor, options: { axis?: number; keepdim?: boolean } = {
   const [, shape] = reducedShapes(x.shape, { axis, keepdim: options.keepdim }, "max");
   const out = new Tensor(new Float32Array(outer * inner), shape);
   const idx = new Float32Array(outer * inner);
-  be.reduce("argmax", x.data, outer, n, inner, idx);
-  be.gather(x.data, outer, n, inner, idx, 1, out.data);
+  be.reduce("argmax", x.raw, outer, n, inner, idx);
+  be.gather(x.raw, outer, n, inner, idx, 1, out.raw);
   return record(out, "max", [x], (gy) => be.scatterAdd(gy, outer, n, inner, idx, 1, gradBuffer(x)));
 }
 
@@ -201,7 +201,7 @@ export function argmax(x: Tensor, options: { axis: number; keepdim?: boolean }):
   const [outer, n, inner] = axisTriple(x.shape, axis);
   const [, shape] = reducedShapes(x.shape, { axis, keepdim: options.keepdim }, "argmax");
   const out = new Tensor(new Float32Array(outer * inner), shape);
-  backend().reduce("argmax", x.data, outer, n, inner, out.data);
+  backend().reduce("argmax", x.raw, outer, n, inner, out.raw);
   return out;
 }
 
@@ -210,8 +210,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const be = backend();
   const [outer, n, inner] = axisTriple(x.shape, normAxis(axis, x.ndim, "logSoftmax"));
   const out = new Tensor(new Float32Array(x.size), x.shape);
-  be.logSoftmax(x.data, outer, n, inner, out.data);
-  return record(out, "logSoftmax", [x], (gy) => be.logSoftmaxGrad(out.data, gy, outer, n, inner, gradBuffer(x)));
+  be.logSoftmax(x.raw, outer, n, inner, out.raw);
+  return record(out, "logSoftmax", [x], (gy) => be.logSoftmaxGrad(out.raw, gy, outer, n, inner, gradBuffer(x)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -237,10 +237,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const M = a.size / K;
     const shape = [...a.shape.slice(0, -1), ...(b.ndim === 2 ? [N] : [])];
     const out = new Tensor(new Float32Array(M * N), shape);
-    be.gemm(false, false, M, N, K, 1, a.data, b.data, 0, out.data);
+    be.gemm(false, false, M, N, K, 1, a.raw, b.raw, 0, out.raw);
     return record(out, "matmul", [a, b], (gy) => {
-      if (a.requiresGrad) be.gemm(false, true, M, K, N, 1, gy, b.data, 1, gradBuffer(a));
-      if (b.requiresGrad) be.gemm(true, false, K, N, M, 1, a.data, gy, 1, gradBuffer(b));
+      if (a.requiresGrad) be.gemm(false, true, M, K, N, 1, gy, b.raw, 1, gradBuffer(a));
+      if (b.requiresGrad) be.gemm(true, false, K, N, M, 1, a.raw, gy, 1, gradBuffer(b));
     });
   }
   if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) throw bad();
@@ -255,18 +255,18 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       N,
       K,
       1,
-      a.data.subarray(i * sa, (i + 1) * sa),
-      b.data.subarray(i * sb, (i + 1) * sb),
+      a.raw.subarray(i * sa, (i + 1) * sa),
+      b.raw.subarray(i * sb, (i + 1) * sb),
       0,
-      out.data.subarray(i * so, (i + 1) * so),
+      out.raw.subarray(i * so, (i + 1) * so),
     );
   }
   return record(out, "matmul", [a, b], (gy) => {
     const ga = a.requiresGrad ? gradBuffer(a) : null, gb = b.requiresGrad ? gradBuffer(b) : null;
     for (let i = 0; i < B; i++) {
       const g = gy.subarray(i * so, (i + 1) * so);
-      if (ga) be.gemm(false, true, M, K, N, 1, g, b.data.subarray(i * sb, (i + 1) * sb), 1, ga.subarray(i * sa));
-      if (gb) be.gemm(true, false, K, N, M, 1, a.data.subarray(i * sa, (i + 1) * sa), g, 1, gb.subarray(i * sb));
+      if (ga) be.gemm(false, true, M, K, N, 1, g, b.raw.subarray(i * sb, (i + 1) * sb), 1, ga.subarray(i * sa));
+      if (gb) be.gemm(true, false, K, N, M, 1, a.raw.subarray(i * sa, (i + 1) * sa), g, 1, gb.subarray(i * sb));
     }
   });
 }
@@ -278,14 +278,26 @@ export interface Activation {
   alpha?: number;
 }
 
-/** `out[r, :] = row` for `rows` rows: `set` is a memcpy, ~10x faster than a broadcasting strided copy. */
+/**
+ * `out[r, :] = row` for `rows` rows: on a host backend `set` is a memcpy, ~10x faster than a broadcasting strided
+ * copy; a device backend (one with `sync`) gets the strided copy.
+ */
 function broadcastRows(row: Float32Array, out: Float32Array, rows: number): void {
-  const n = row.length;
+  const n = row.length, be = backend();
+  if (be.sync) {
+    be.copyStrided(row, 0, [0, 1], [rows, n], out, 0, [n, 1], false);
+    return;
+  }
   for (let r = 0; r < rows; r++) out.set(row, r * n);
 }
 
-/** `out[o, :] = col[o]` over rows of length `n` (`fill` is a native memset-like loop). */
+/** `out[o, :] = col[o]` over rows of length `n` (on the host `fill` is a native memset-like loop). */
 function broadcastColumns(col: Float32Array, out: Float32Array, n: number): void {
+  const be = backend();
+  if (be.sync) {
+    be.copyStrided(col, 0, [1, 0], [col.length, n], out, 0, [n, 1], false);
+    return;
+  }
   for (let o = 0; o < col.length; o++) out.fill(col[o], o * n, (o + 1) * n);
 }
 
@@ -297,7 +309,7 @@ function applyActivation(y: Float32Array, act: Activation | undefined): void {
 /** `gy ⊙ act'(y)` into a pooled buffer (callers release it), or `gy` itself without an activation. */
 function activationGrad(y: Float32Array, gy: Float32Array, act: Activation | undefined): Float32Array {
   if (!act) return gy;
-  const g = takeBuffer(gy.length, true);
+  const g = zeroedBuffer(gy.length);
   // For these activations the derivative can be evaluated at the output: relu/elu test y > 0 ⟺ x > 0.
   backend().unaryGrad(act.op, y, y, gy, g, act.alpha ?? 1, 0);
   return g;
@@ -325,14 +337,14 @@ export function linear(
   const M = x.size / K;
   const shape = [...x.shape.slice(0, -1), N];
   const out = new Tensor(new Float32Array(M * N), shape);
-  if (bias) broadcastRows(bias.data, out.data, M);
-  be.gemm(false, true, M, N, K, 1, x.data, weight.data, bias ? 1 : 0, out.data);
-  applyActivation(out.data, act);
+  if (bias) broadcastRows(bias.raw, out.raw, M);
+  be.gemm(false, true, M, N, K, 1, x.raw, weight.raw, bias ? 1 : 0, out.raw);
+  applyActivation(out.raw, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, act ? `linear+${act.op}` : "linear", inputs, (gyOut) => {
-    const gy = activationGrad(out.data, gyOut, act);
-    if (x.requiresGrad) be.gemm(false, false, M, K, N, 1, gy, weight.data, 1, gradBuffer(x));
-    if (weight.requiresGrad) be.gemm(true, false, N, K, M, 1, gy, x.data, 1, gradBuffer(weight));
+    const gy = activationGrad(out.raw, gyOut, act);
+    if (x.requiresGrad) be.gemm(false, false, M, K, N, 1, gy, weight.raw, 1, gradBuffer(x));
+    if (weight.requiresGrad) be.gemm(true, false, N, K, M, 1, gy, x.raw, 1, gradBuffer(weight));
     if (bias?.requiresGrad) be.sumTo(gy, [M, N], gradBuffer(bias), [N], 1);
     if (gy !== gyOut) releaseBuffer(gy);
   });
@@ -419,20 +431,20 @@ function conv2dIm2col(
   const O = weight.shape[0];
   const P = OH * OW, CKK = C * KH * KW, NP = N * P;
   const col = takeBuffer(CKK * NP, false);
-  be.im2col(x.data, g, col);
+  be.im2col(x.raw, g, col);
   // yT[O, N*P] = W[O, CKK] @ col[CKK, N*P], then permute to [N, O, P].
   const yT = N === 1 ? new Float32Array(0) : takeBuffer(O * NP, false);
   const out = new Tensor(new Float32Array(N * O * P), [N, O, OH, OW]);
-  const target = N === 1 ? out.data : yT;
-  if (bias) broadcastColumns(bias.data, target, NP);
-  be.gemm(false, false, O, NP, CKK, 1, weight.data, col, bias ? 1 : 0, target);
-  if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.data, 0, [O * P, P, 1], false);
-  applyActivation(out.data, act);
+  const target = N === 1 ? out.raw : yT;
+  if (bias) broadcastColumns(bias.raw, target, NP);
+  be.gemm(false, false, O, NP, CKK, 1, weight.raw, col, bias ? 1 : 0, target);
+  if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.raw, 0, [O * P, P, 1], false);
+  applyActivation(out.raw, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   let colHoldsInput = true;
   return record(out, act ? `conv2d+${act.op}` : "conv2d", inputs, (gyOut) => {
-    const gy = activationGrad(out.data, gyOut, act);
-    if (!colHoldsInput) be.im2col(x.data, g, col); // only after a retained-graph second backward
+    const gy = activationGrad(out.raw, gyOut, act);
+    if (!colHoldsInput) be.im2col(x.raw, g, col); // only after a retained-graph second backward
     let gT = gy;
     if (N > 1) {
       gT = yT; // reuse the forward buffer: [O, N*P]
@@ -441,7 +453,7 @@ function conv2dIm2col(
     if (weight.requiresGrad) be.gemm(false, true, O, CKK, NP, 1, gT, col, 1, gradBuffer(weight));
     if (bias?.requiresGrad) be.sumTo(gT, [O, NP], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
-      be.gemm(true, false, CKK, NP, O, 1, weight.data, gT, 0, col); // col is dead after dW: reuse it for dcol
+      be.gemm(true, false, CKK, NP, O, 1, weight.raw, gT, 0, col); // col is dead after dW: reuse it for dcol
       colHoldsInput = false;
       be.col2im(col, g, gradBuffer(x));
     }
@@ -486,12 +498,12 @@ function conv2dFlat(
 
   // Without padding and with sizes divisible by the strides, space-to-depth writes every element of S: skip zeroing.
   const dense = ph === 0 && pw === 0 && H % sh === 0 && W % sw === 0;
-  const S = takeBuffer(Cq * NG, !dense);
-  spaceToDepth(x.data, g, Hq, Wq, S, false);
+  const S = dense ? takeBuffer(Cq * NG, false) : zeroedBuffer(Cq * NG);
+  spaceToDepth(x.raw, g, Hq, Wq, S, false);
   const wr = takeBuffer(shifts * block, false);
-  be.copyStrided(weight.data, 0, wSrcStrides, wrShape, wr, 0, wrStrides, false);
+  be.copyStrided(weight.raw, 0, wSrcStrides, wrShape, wr, 0, wrStrides, false);
   const Y = takeBuffer(O * L, false);
-  if (bias) broadcastColumns(bias.data, Y, L);
+  if (bias) broadcastColumns(bias.raw, Y, L);
   for (let di = 0, t = 0; di < KHq; di++) {
     for (let dj = 0; dj < KWq; dj++, t++) {
       const wt = wr.subarray(t * block, (t + 1) * block);
@@ -500,13 +512,13 @@ function conv2dFlat(
     }
   }
   const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
-  be.copyStrided(Y, 0, ySrcStrides, yShape, out.data, 0, yStrides, false);
-  applyActivation(out.data, act);
+  be.copyStrided(Y, 0, ySrcStrides, yShape, out.raw, 0, yStrides, false);
+  applyActivation(out.raw, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, act ? `conv2d+${act.op}` : "conv2d", inputs, (gyOut) => {
-    const gy = activationGrad(out.data, gyOut, act);
+    const gy = activationGrad(out.raw, gyOut, act);
     const dY = Y; // [O, L], zero except at valid output columns
-    dY.fill(0);
+    be.fill(dY, 0);
     be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
     if (weight.requiresGrad) {
       const dwr = takeBuffer(shifts * block, false);
@@ -521,7 +533,7 @@ function conv2dFlat(
     }
     if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
-      const dS = takeBuffer(Cq * NG, true);
+      const dS = zeroedBuffer(Cq * NG);
       for (let di = 0, t = 0; di < KHq; di++) {
         for (let dj = 0; dj < KWq; dj++, t++) {
           const wt = wr.subarray(t * block, (t + 1) * block);
@@ -610,7 +622,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const srcStrides = dims.map((d) => xs[d]);
   const outStrides = contiguousStrides(shape);
   const out = new Tensor(new Float32Array(x.size), shape);
-  be.copyStrided(x.data, 0, srcStrides, shape, out.data, 0, outStrides, false);
+  be.copyStrided(x.raw, 0, srcStrides, shape, out.raw, 0, outStrides, false);
   return record(out, "permute", [x], (gy) => {
     be.copyStrided(gy, 0, outStrides, shape, gradBuffer(x), 0, srcStrides, true);
   });
@@ -627,7 +639,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const xs = contiguousStrides(x.shape);
   const outStrides = contiguousStrides(shape);
   const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
-  be.copyStrided(x.data, s * xs[ax], xs, shape, out.data, 0, outStrides, false);
+  be.copyStrided(x.raw, s * xs[ax], xs, shape, out.raw, 0, outStrides, false);
   return record(out, "slice", [x], (gy) => {
     be.copyStrided(gy, 0, outStrides, shape, gradBuffer(x), s * xs[ax], xs, true);
   });
@@ -650,7 +662,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   let off = 0;
   for (const t of xs) {
     offsets.push(off * outStrides[ax]);
-    be.copyStrided(t.data, 0, contiguousStrides(t.shape), t.shape, out.data, off * outStrides[ax], outStrides, false);
+    be.copyStrided(t.raw, 0, contiguousStrides(t.shape), t.shape, out.raw, off * outStrides[ax], outStrides, false);
     off += t.shape[ax];
   }
   return record(out, "concat", [...xs], (gy) => {
@@ -670,7 +682,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   }
   const be = backend();
   const out = new Tensor(new Float32Array(shapeSize(shape)), shape);
-  be.copyStrided(x.data, 0, broadcastStrides(x.shape, shape), shape, out.data, 0, contiguousStrides(shape), false);
+  be.copyStrided(x.raw, 0, broadcastStrides(x.shape, shape), shape, out.raw, 0, contiguousStrides(shape), false);
   return record(out, "expand", [x], (gy) => be.sumTo(gy, shape, gradBuffer(x), x.shape, 1));
 }
 
@@ -694,6 +706,6 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const [outer, n, inner] = axisTriple(x.shape, ax);
   const m = index.shape[ax];
   const out = new Tensor(new Float32Array(index.size), index.shape);
-  be.gather(x.data, outer, n, inner, index.data, m, out.data);
-  return record(out, "gather", [x], (gy) => be.scatterAdd(gy, outer, n, inner, index.data, m, gradBuffer(x)));
+  be.gather(x.raw, outer, n, inner, index.raw, m, out.raw);
+  return record(out, "gather", [x], (gy) => be.scatterAdd(gy, outer, n, inner, index.raw, m, gradBuffer(x)));
 }

@@ -10,6 +10,7 @@
 
 import type { Module } from "./nn.ts";
 import type { Optimizer, OptimizerState } from "./optim.ts";
+import { syncHost } from "./tensor.ts";
 
 /** Element types supported here. */
 export type DType = "F32" | "I64" | "I32" | "U8";
@@ -180,7 +181,9 @@ export interface CheckpointParts {
  */
 export async function saveCheckpoint(path: string, parts: CheckpointParts): Promise<void> {
   const tensors: Record<string, SafeTensor> = {};
-  for (const [name, p] of parts.model.namedParameters()) tensors[`model.${name}`] = safeTensor(p.data, [...p.shape]);
+  const named = parts.model.namedParameters();
+  syncHost(named.map(([, p]) => p.raw)); // one readback on a device backend
+  for (const [name, p] of named) tensors[`model.${name}`] = safeTensor(p.raw, [...p.shape]);
   const metadata: Record<string, string> = { format: "arcadia-checkpoint-v1", ...parts.metadata };
   if (parts.optimizer) {
     const state = parts.optimizer.stateDict();

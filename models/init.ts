@@ -5,7 +5,8 @@
  */
 
 import type { Rng } from "./rng.ts";
-import { backend, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
+import { cpuBackend } from "./backends/cpu.ts";
 
 /** Fan-in and fan-out as PyTorch computes them (`[out, in, ...kernel]`). */
 export function fans(shape: readonly number[]): { fanIn: number; fanOut: number } {
@@ -29,13 +30,15 @@ export function calculateGain(nonlinearity: "linear" | "relu" | "tanh" | "sigmoi
 
 /** Fill with U(lo, hi). */
 export function uniformInit(t: Tensor, lo: number, hi: number, rng: Rng): Tensor {
-  for (let i = 0; i < t.size; i++) t.data[i] = rng.range(lo, hi);
+  const d = t.data; // one host synchronization, not one per element
+  for (let i = 0; i < d.length; i++) d[i] = rng.range(lo, hi);
   return t;
 }
 
 /** Fill with N(mean, std²). */
 export function normalInit(t: Tensor, mean: number, std: number, rng: Rng): Tensor {
-  for (let i = 0; i < t.size; i++) t.data[i] = mean + std * rng.normal();
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) d[i] = mean + std * rng.normal();
   return t;
 }
 
@@ -73,7 +76,9 @@ export function orthogonalInit(t: Tensor, options: { gain?: number; rng: Rng }):
   const R = Math.max(rows, cols), C = Math.min(rows, cols);
   const q = new Float32Array(C * R);
   for (let i = 0; i < q.length; i++) q[i] = options.rng.normal();
-  const be = backend();
+  // Host work on host scratch arrays (the loops below read the GEMM results): always the CPU kernels, whichever
+  // backend trains; a device backend would defer the GEMMs.
+  const be = cpuBackend;
   const BS = 16; // small blocks: most work goes to the GEMMs
   const h = new Float32Array(BS * C);
   for (let k0 = 0; k0 < C; k0 += BS) {
@@ -103,9 +108,10 @@ export function orthogonalInit(t: Tensor, options: { gain?: number; rng: Rng }):
     }
   }
   // rows >= cols: W = Q (R × C), W[r, c] = q[c, r]; rows < cols: W = Qᵀ, W[r, c] = q[r, c].
-  if (rows < cols) { for (let i = 0; i < q.length; i++) t.data[i] = gain * q[i]; }
+  const d = t.data;
+  if (rows < cols) { for (let i = 0; i < q.length; i++) d[i] = gain * q[i]; }
   else {
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t.data[r * cols + c] = gain * q[c * R + r];
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) d[r * cols + c] = gain * q[c * R + r];
   }
   return t;
 }

@@ -11,7 +11,7 @@ import type { Activation, Conv2dOptions } from "./autograd.ts";
 import { constantInit, orthogonalInit, pytorchDefaultInit, uniformInit } from "./init.ts";
 import { add, elu, flatten, mul, relu, sigmoid, stack, sub, tanh } from "./ops.ts";
 import { Rng } from "./rng.ts";
-import { type Tensor, zeros } from "./tensor.ts";
+import { backend, type Tensor, zeros } from "./tensor.ts";
 
 let globalRng = new Rng(0);
 
@@ -55,7 +55,8 @@ export class Module {
 
   /** Zero every parameter's gradient, keeping the buffers (no allocation in the training loop). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad?.data.fill(0);
+    const be = backend();
+    for (const p of this.parameters()) if (p.grad) be.fill(p.grad.raw, 0);
   }
 
   /** Set training mode on this module and its children. */
@@ -80,8 +81,9 @@ export class Module {
     for (const [name, p] of this.namedParameters()) {
       const q = src.get(name);
       if (!q || q.size !== p.size) throw new Error(`copyFrom: no parameter '${name}' of shape [${p.shape}] in source`);
-      if (tau === 1) p.data.set(q.data);
-      else for (let i = 0; i < p.size; i++) p.data[i] = tau * q.data[i] + (1 - tau) * p.data[i];
+      const pd = p.data, qd = q.data; // host update: each access synchronizes with a device backend
+      if (tau === 1) pd.set(qd);
+      else for (let i = 0; i < pd.length; i++) pd[i] = tau * qd[i] + (1 - tau) * pd[i];
     }
   }
 }

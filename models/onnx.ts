@@ -16,7 +16,7 @@
 
 import { writeFileAtomic } from "./checkpoint.ts";
 import { Conv2d, ELU, Flatten, type GRUCell, Linear, type Module, ReLU, Sequential, Tanh } from "./nn.ts";
-import type { Tensor } from "./tensor.ts";
+import { type Tensor, toBackend } from "./tensor.ts";
 import { decodeMessage, protoBytesList, protoInt, type ProtoMessage, protoString, ProtoWriter } from "./_onnx_proto.ts";
 
 /** A dimension: a size, a symbolic name (`"batch"`: dynamic), or `null` when unknown. */
@@ -618,6 +618,7 @@ export interface ExportOnnxOptions extends ModuleLoweringOptions, OnnxEncodeOpti
  * ```
  */
 export async function exportOnnx(module: Module, path: string, options: ExportOnnxOptions): Promise<Uint8Array> {
+  toBackend(module, "cpu"); // weights trained on a device: one readback for all of them
   const g = new OnnxGraph(module.constructor.name);
   const x = g.input(options.inputName ?? "input", ["batch", ...options.inputShape]);
   g.output(g.module(module, x, options), options.outputName ?? "output");

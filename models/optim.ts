@@ -1,15 +1,12 @@
 /**
  * Optimizers with PyTorch's update rules exactly (Adam, RMSprop, SGD), global-norm gradient clipping and learning
- * rate schedules. Updates run in place over `Float32Array`s (no allocation per step).
+ * rate schedules. Updates run in place (no allocation per step) as backend primitives (`adamStep`, `clipGradNorm`, …),
+ * so on a device backend parameters, gradients and optimizer state never leave the device.
  *
  * @module
  */
 
-import type { Tensor } from "./tensor.ts";
-import { kernelThreads, nativeKernels } from "./backends/native/native.ts";
-
-/** Parameters with fewer values than this update in TypeScript (an FFI call costs about as much as ~50 values). */
-const NATIVE_MIN = 256;
+import { backend, syncHost, type Tensor, wrapStorage } from "./tensor.ts";
 
 /** Serializable optimizer state: the step count and named state buffers (`<paramIndex>.<buffer>`). */
 export interface OptimizerState {
@@ -48,7 +45,8 @@ abstract class BaseOptimizer implements Optimizer {
   abstract step(): void;
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad?.data.fill(0);
+    const be = backend();
+    for (const p of this.params) if (p.grad) be.fill(p.grad.raw, 0);
   }
 
   /** The named state buffer for parameter `i`, created zeroed on first use. */
@@ -63,6 +61,7 @@ abstract class BaseOptimizer implements Optimizer {
   }
 
   stateDict(): OptimizerState {
+    syncHost([...this.buffers.values()]); // one readback on a device backend
     const buffers: Record<string, Float32Array> = {};
     for (const [k, v] of this.buffers) buffers[k] = v.slice();
     return { step: this.t, buffers };
@@ -121,12 +120,13 @@ export class Adam extends BaseOptimizer {
     this.t++;
     const stepSize = this.lr / (1 - Math.pow(this.beta1, this.t));
     const bc2Sqrt = Math.sqrt(1 - Math.pow(this.beta2, this.t));
+    const be = backend();
     for (let i = 0; i < this.params.length; i++) {
       const p = this.params[i];
       if (!p.grad) continue;
-      adamKernel(
-        p.data,
-        p.grad.data,
+      be.adamStep(
+        p.raw,
+        p.grad.raw,
         this.buffer(i, "exp_avg"),
         this.buffer(i, "exp_avg_sq"),
         this.beta1,
@@ -137,37 +137,6 @@ export class Adam extends BaseOptimizer {
         this.weightDecay,
       );
     }
-  }
-}
-
-// Top-level kernels keep the hot loops monomorphic (one call site type, no closure captures).
-function adamKernel(
-  x: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  b1: number,
-  b2: number,
-  stepSize: number,
-  bc2Sqrt: number,
-  eps: number,
-  wd: number,
-): void {
-  const n = x.length;
-  const c1 = 1 - b1, c2 = 1 - b2, invBc2 = 1 / bc2Sqrt;
-  const k = n >= NATIVE_MIN ? nativeKernels() : null;
-  if (k !== null) {
-    // One vectorized pass over x, g, m, v: ~10x faster than V8's scalar loop for a 1.7M-parameter CNN.
-    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, invBc2, eps, wd, kernelThreads());
-    return;
-  }
-  for (let j = 0; j < n; j++) {
-    const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
-    const mj = m[j] + c1 * (gj - m[j]);
-    const vj = b2 * v[j] + c2 * gj * gj;
-    m[j] = mj;
-    v[j] = vj;
-    x[j] -= (stepSize * mj) / (Math.sqrt(vj) * invBc2 + eps);
   }
 }
 
@@ -201,23 +170,13 @@ export class RMSprop extends BaseOptimizer {
   step(): void {
     this.t++;
     const { alpha, eps, weightDecay: wd, momentum, centered, lr } = this;
+    const be = backend();
     this.params.forEach((p, i) => {
       if (!p.grad) return;
-      const g = p.grad.data, x = p.data;
       const v = this.buffer(i, "square_avg");
       const ga = centered ? this.buffer(i, "grad_avg") : null;
       const buf = momentum > 0 ? this.buffer(i, "momentum_buffer") : null;
-      for (let j = 0; j < x.length; j++) {
-        const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
-        const vj = (v[j] = alpha * v[j] + (1 - alpha) * gj * gj);
-        let avg: number;
-        if (ga) {
-          const a = (ga[j] = ga[j] + (1 - alpha) * (gj - ga[j]));
-          avg = Math.sqrt(vj - a * a) + eps;
-        } else avg = Math.sqrt(vj) + eps;
-        if (buf) x[j] -= lr * (buf[j] = momentum * buf[j] + gj / avg);
-        else x[j] -= (lr * gj) / avg;
-      }
+      be.rmspropStep(p.raw, p.grad.raw, v, ga, buf, lr, alpha, eps, wd, momentum);
     });
   }
 }
@@ -252,47 +211,49 @@ export class SGD extends BaseOptimizer {
     const first = this.t === 0;
     this.t++;
     const { momentum, dampening, weightDecay: wd, nesterov, lr } = this;
+    const be = backend();
     this.params.forEach((p, i) => {
       if (!p.grad) return;
-      const g = p.grad.data, x = p.data;
       const buf = momentum !== 0 ? this.buffer(i, "momentum_buffer") : null;
-      for (let j = 0; j < x.length; j++) {
-        let gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
-        if (buf) {
-          const b = (buf[j] = first ? gj : momentum * buf[j] + (1 - dampening) * gj);
-          gj = nesterov ? gj + momentum * b : b;
-        }
-        x[j] -= lr * gj;
-      }
+      be.sgdStep(p.raw, p.grad.raw, buf, lr, momentum, dampening, wd, nesterov, first);
     });
   }
 }
 
 /**
  * Scale gradients in place so their global L2 norm is at most `maxNorm` (`torch.nn.utils.clip_grad_norm_`);
- * returns the norm before clipping.
+ * returns the norm before clipping as a scalar tensor, which stays on the device with a device backend (read it with
+ * `item()` when logging, after the optimizer step, so the step still reads back once).
+ *
+ * @example
+ * ```ts
+ * import { clipGradNormTensor, tensor } from "./mod.ts";
+ * const p = tensor([0, 0], { requiresGrad: true });
+ * p.grad = tensor([3, 4]);
+ * clipGradNormTensor([p], 1).item(); // 5 (and p.grad is now [0.6, 0.8])
+ * ```
+ */
+export function clipGradNormTensor(params: readonly Tensor[], maxNorm: number): Tensor {
+  const grads: Float32Array[] = [];
+  for (const p of params) if (p.grad) grads.push(p.grad.raw);
+  const norm = new Float32Array(1);
+  backend().clipGradNorm(grads, maxNorm, norm);
+  return wrapStorage(norm, []);
+}
+
+/**
+ * `clipGradNormTensor` returning the norm as a number (a readback on a device backend).
+ *
+ * @example
+ * ```ts
+ * import { clipGradNorm, tensor } from "./mod.ts";
+ * const p = tensor([0, 0], { requiresGrad: true });
+ * p.grad = tensor([3, 4]);
+ * clipGradNorm([p], 1); // 5
+ * ```
  */
 export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
-  let sq = 0;
-  for (const p of params) {
-    if (!p.grad) continue;
-    const g = p.grad.data;
-    const k = g.length >= NATIVE_MIN ? nativeKernels() : null;
-    if (k !== null) sq += k.symbols.arc_sumsq(g, g.length);
-    else for (let j = 0; j < g.length; j++) sq += g[j] * g[j];
-  }
-  const total = Math.sqrt(sq);
-  const coef = maxNorm / (total + 1e-6);
-  if (coef < 1) {
-    for (const p of params) {
-      if (!p.grad) continue;
-      const g = p.grad.data;
-      const k = g.length >= NATIVE_MIN ? nativeKernels() : null;
-      if (k !== null) k.symbols.arc_scale(g, g.length, coef);
-      else for (let j = 0; j < g.length; j++) g[j] *= coef;
-    }
-  }
-  return total;
+  return clipGradNormTensor(params, maxNorm).item();
 }
 
 /** A learning-rate schedule: step index (0-based) → learning rate. */

@@ -12,14 +12,20 @@ const MAX_POOLED_BYTES = 512 * 1024 * 1024;
 const free = new Map<number, Float32Array[]>();
 let pooledBytes = 0;
 
-/** A buffer of exactly `n` elements; zeroed when `zero` is true, else contents are arbitrary. */
-export function takeBuffer(n: number, zero: boolean): Float32Array {
+/**
+ * A buffer of exactly `n` elements; zeroed when `zero` is true, else contents are arbitrary. A recycled buffer is
+ * zeroed by `zeroFn` when given (a device backend zeroes its device copy), else on the host.
+ */
+export function takeBuffer(n: number, zero: boolean, zeroFn?: (b: Float32Array) => void): Float32Array {
   if (n >= MIN_POOLED) {
     const list = free.get(n);
     const b = list?.pop();
     if (b) {
       pooledBytes -= b.byteLength;
-      if (zero) b.fill(0);
+      if (zero) {
+        if (zeroFn) zeroFn(b);
+        else b.fill(0);
+      }
       return b;
     }
   }

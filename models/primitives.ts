@@ -8,6 +8,9 @@
  * accumulate gradients in place. Hot kernels take positional arguments (no options object) so that calls stay
  * allocation-free.
  *
+ * A device backend (one with `sync`) may treat the arrays as names of device buffers and defer the work: callers then
+ * read results on the host only after `sync` (the tensor layer does this in `Tensor.data`, `item()` and `toArray()`).
+ *
  * @module
  */
 
@@ -159,6 +162,63 @@ export interface Backend {
   logSoftmax(x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void;
   /** `gx += gy - exp(y) * Σ_axis gy` where `y` is the log-softmax output. */
   logSoftmaxGrad(y: Float32Array, gy: Float32Array, outer: number, n: number, inner: number, gx: Float32Array): void;
+  /** `out[i] = value` (gradient zeroing, pooled scratch). */
+  fill(out: Float32Array, value: number): void;
+  /**
+   * One Adam update in place (`torch.optim.Adam`, L2 `weightDecay` added to the gradient):
+   * `m += (1-β1)(g-m)`, `v = β2 v + (1-β2) g²`, `x -= stepSize · m / (√v / bc2Sqrt + eps)`.
+   */
+  adamStep(
+    x: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    bc2Sqrt: number,
+    eps: number,
+    weightDecay: number,
+  ): void;
+  /** One RMSprop update in place (`torch.optim.RMSprop`); `gradAvg` when centered, `momentumBuf` when momentum > 0. */
+  rmspropStep(
+    x: Float32Array,
+    g: Float32Array,
+    squareAvg: Float32Array,
+    gradAvg: Float32Array | null,
+    momentumBuf: Float32Array | null,
+    lr: number,
+    alpha: number,
+    eps: number,
+    weightDecay: number,
+    momentum: number,
+  ): void;
+  /** One SGD update in place (`torch.optim.SGD`); `first` copies the gradient into `momentumBuf`. */
+  sgdStep(
+    x: Float32Array,
+    g: Float32Array,
+    momentumBuf: Float32Array | null,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: boolean,
+    first: boolean,
+  ): void;
+  /**
+   * Scale `grads` in place so their global L2 norm is at most `maxNorm` (coefficient `maxNorm / (norm + 1e-6)` when
+   * below 1) and write the norm before clipping to `norm[0]`: one primitive so a device backend keeps the norm on the
+   * device.
+   */
+  clipGradNorm(grads: readonly Float32Array[], maxNorm: number, norm: Float32Array): void;
+  /**
+   * Device backends only: make `arrays` current on the host (one flush and one readback for all of them). With
+   * `write` the host takes them over: the device re-uploads them on next use. Host backends leave it undefined, so
+   * callers' `backend.sync?.(…)` costs nothing there.
+   */
+  sync?(arrays: Float32Array | readonly Float32Array[], write: boolean): void;
+  /** Device backends only: upload `arrays` now (one submit), e.g. weights arriving from another backend. */
+  prefetch?(arrays: readonly Float32Array[]): void;
 }
 
 /** Row-major strides of a contiguous array with `shape`. */

@@ -5,6 +5,12 @@
  * Tensors are always contiguous; `reshape` returns a view that shares `data`. Differentiable operations live in
  * `autograd.ts` (primitives) and `ops.ts` (compositions).
  *
+ * Host synchronization: a device backend (WebGPU) keeps a tensor's values on the device and records kernels instead
+ * of running them, so the host `Float32Array` may be stale. Library code hands the storage to kernels through
+ * `Tensor.raw` (no synchronization); every host access of values goes through `data`, `item()`, `toArray()` or
+ * `syncHost()`, which ask the device backend to flush its queue and read back only the arrays asked for. On the CPU
+ * backend that is one null check.
+ *
  * @module
  */
 
@@ -14,6 +20,8 @@ import { shapeSize } from "./primitives.ts";
 import { cpuBackend } from "./backends/cpu.ts";
 import { autoBackend, startWebGpu, webgpuBackend } from "./backends/webgpu.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
+
+type SyncFn = NonNullable<Backend["sync"]>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Backend registry
@@ -28,6 +36,30 @@ const BACKENDS: Record<Exclude<BackendName, "auto">, Backend | null> = {
 };
 
 let current: Backend = cpuBackend;
+/** The device backend's host synchronization, once one has been selected (it keeps device state after a switch). */
+let hostSync: SyncFn | null = null;
+/** The CPU backend guarded by `hostSync`, used after a device backend has been active. */
+let guardedCpu: Backend | null = null;
+
+/**
+ * `be` with every array argument synchronized to the host first (and handed to the host): after a device backend
+ * has run, its outputs may live only on the device, and host kernels read raw storage.
+ */
+function hostGuarded(be: Backend, sync: SyncFn): Backend {
+  // `sync` too, so library code takes the backend paths rather than its host shortcuts over raw storage.
+  const out: Record<string, unknown> = { name: be.name, sync };
+  for (const [key, fn] of Object.entries(be)) {
+    if (typeof fn !== "function" || key === "sync") continue;
+    out[key] = (...args: unknown[]) => {
+      for (const a of args) {
+        if (a instanceof Float32Array) sync(a, true);
+        else if (Array.isArray(a)) { for (const x of a) if (x instanceof Float32Array) sync(x, true); }
+      }
+      return fn.apply(be, args);
+    };
+  }
+  return out as unknown as Backend;
+}
 
 /**
  * Select the backend used by all subsequent operations.
@@ -41,13 +73,65 @@ let current: Backend = cpuBackend;
 export function useBackend(name: BackendName): Backend {
   if (name === "auto") {
     current = autoBackend(BACKENDS.cpu!); // logs its choice
+    if (current.sync) hostSync = current.sync;
+    else if (hostSync !== null) current = guardedCpu ??= hostGuarded(cpuBackend, hostSync);
     return current;
   }
   const backend = BACKENDS[name];
   if (!backend) throw new Error(`backend '${name}' is not available in this build; use "cpu" or "auto"`);
   if (backend === webgpuBackend) startWebGpu(); // no adapter: fails here, naming how to install one
+  if (backend.sync) hostSync = backend.sync;
+  if (hostSync !== null && !backend.sync) {
+    // Host kernels after a device backend: synchronize their arguments (only in processes that used a device).
+    current = backend === cpuBackend
+      ? (guardedCpu ??= hostGuarded(cpuBackend, hostSync))
+      : hostGuarded(backend, hostSync);
+    return current;
+  }
   current = backend;
   return current;
+}
+
+/**
+ * Make the storage of `arrays` current on the host: one flush and one readback on a device backend, nothing on the
+ * CPU. With `write`, the host takes them over (the device re-uploads them on next use).
+ *
+ * @example
+ * ```ts
+ * import { syncHost, tensor } from "./tensor.ts";
+ * const t = tensor([1, 2]);
+ * syncHost([t.raw]);
+ * ```
+ */
+export function syncHost(arrays: readonly Float32Array[], write = false): void {
+  if (hostSync !== null && arrays.length > 0) hostSync(arrays, write);
+}
+
+/**
+ * Move tensors (or a module's parameters) to backend `name` in one transfer: to `"cpu"`, one readback of every value
+ * that lives only on the device; to `"webgpu"`, one upload of every host value (one submit). The values stay where
+ * they were too, and operations keep running on the backend `useBackend` selected: this is for handing weights between
+ * a GPU learner and CPU actors without a transfer per tensor.
+ *
+ * @example
+ * ```ts
+ * import { Linear, toBackend } from "./mod.ts";
+ * const net = new Linear(4, 2);
+ * toBackend(net, "cpu"); // host copies current: publish net.parameters() to actors
+ * ```
+ */
+export function toBackend(tensors: readonly Tensor[] | { parameters(): Tensor[] }, name: "cpu" | "webgpu"): void {
+  const list = "parameters" in tensors ? tensors.parameters() : tensors;
+  const arrays = list.map((t) => t.raw);
+  if (name === "cpu") {
+    syncHost(arrays);
+    return;
+  }
+  const be = BACKENDS[name];
+  if (!be?.prefetch) throw new Error(`toBackend: backend '${name}' is not available in this build`);
+  if (be === webgpuBackend) startWebGpu();
+  hostSync ??= be.sync ?? null;
+  be.prefetch(arrays);
 }
 
 /** Register (or replace) a backend implementation under `name`. */
@@ -112,6 +196,12 @@ export function isNanCheckEnabled(): boolean {
   return nanCheck;
 }
 
+/** `a`, made current on the host for reading. */
+function hostRead(a: Float32Array): Float32Array {
+  if (hostSync !== null) hostSync(a, false);
+  return a;
+}
+
 function checkFinite(data: Float32Array, op: string, what: string, shape: readonly number[]): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
@@ -132,7 +222,7 @@ export interface GradNode {
   op: string;
   /** Inputs that may need gradients. */
   inputs: Tensor[];
-  /** Accumulate input gradients given the output gradient `gy` (same layout as the output). */
+  /** Accumulate input gradients given the output gradient `gy` (same layout as the output; raw storage). */
   backward(gy: Float32Array): void;
   /** Give back scratch buffers saved for backward; called once the graph is freed. */
   release?: () => void;
@@ -144,10 +234,35 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
+let wrapping = false;
+
+/**
+ * A tensor over storage the library manages (a view, a gradient buffer, a kernel's output) whose newest values may be
+ * on a device: unlike `new Tensor`, it does not hand the array to the host.
+ *
+ * @example
+ * ```ts
+ * import { tensor, wrapStorage } from "./tensor.ts";
+ * const x = tensor([1, 2, 3, 4]);
+ * const view = wrapStorage(x.raw, [2, 2]); // shares storage, no host synchronization
+ * ```
+ */
+export function wrapStorage(raw: Float32Array, shape: readonly number[]): Tensor {
+  wrapping = true;
+  try {
+    return new Tensor(raw, shape);
+  } finally {
+    wrapping = false;
+  }
+}
+
 /** A dense, contiguous float32 tensor. */
 export class Tensor {
-  /** Row-major element storage (shared by reshape views). */
-  readonly data: Float32Array;
+  /**
+   * Row-major element storage (shared by reshape views) without host synchronization: what kernels and backend
+   * primitives take. On a device backend its host contents may be stale; read and write values through `data`.
+   */
+  readonly raw: Float32Array;
   /** Sizes of each dimension. */
   readonly shape: readonly number[];
   /** Whether gradients flow to this tensor. */
@@ -162,14 +277,26 @@ export class Tensor {
     if (data.length !== n) {
       throw new Error(`Tensor: data has ${data.length} elements but shape [${shape.join(",")}] needs ${n}`);
     }
-    this.data = data;
+    this.raw = data;
     this.shape = Object.freeze([...shape]);
     this.requiresGrad = options.requiresGrad ?? false;
+    // An array handed in from outside may have been written on the host since a device last saw it (a reused
+    // observation buffer): the host owns it now. Library code wrapping its own storage skips this (`wrapStorage`).
+    if (hostSync !== null && !wrapping) hostSync(data, true);
+  }
+
+  /**
+   * The values on the host, synchronized first when a device backend holds newer ones. Writing through the returned
+   * array is allowed: the host takes the array over, and a device backend re-uploads it on next use.
+   */
+  get data(): Float32Array {
+    if (hostSync !== null) hostSync(this.raw, true);
+    return this.raw;
   }
 
   /** Number of elements. */
   get size(): number {
-    return this.data.length;
+    return this.raw.length;
   }
 
   /** Number of dimensions. */
@@ -179,31 +306,37 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   item(): number {
-    if (this.data.length !== 1) throw new Error(`item: tensor has shape [${this.shape.join(",")}], not one element`);
-    return this.data[0];
+    if (this.raw.length !== 1) throw new Error(`item: tensor has shape [${this.shape.join(",")}], not one element`);
+    if (hostSync !== null) hostSync(this.raw, false);
+    return this.raw[0];
   }
 
   /** A copy of the values as a plain array (flat). */
   toArray(): number[] {
-    return Array.from(this.data);
+    if (hostSync !== null) hostSync(this.raw, false);
+    return Array.from(this.raw);
   }
 
   /** A tensor sharing this data, cut off from the graph (stop-gradient). */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape);
+    return wrapStorage(this.raw, this.shape);
   }
 
-  /** A deep copy (not part of the graph). */
+  /** A deep copy (not part of the graph), made by the current backend. */
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape);
+    const n = this.raw.length;
+    const out = new Float32Array(n);
+    current.copyStrided(this.raw, 0, [1], [n], out, 0, [1], false);
+    return wrapStorage(out, this.shape);
   }
 
   /** View with a new shape (one dim may be -1); differentiable, shares `data`. */
   reshape(shape: readonly number[]): Tensor {
-    const out = new Tensor(this.data, resolveShape(shape, this.data.length, this.shape));
+    const out = wrapStorage(this.raw, resolveShape(shape, this.raw.length, this.shape));
     return record(out, "reshape", [this], (gy) => {
+      const s = [gy.length];
       const gx = gradBuffer(this);
-      for (let i = 0; i < gy.length; i++) gx[i] += gy[i];
+      current.binary("add", gx, s, gy, s, gx, s);
     });
   }
 
@@ -214,8 +347,9 @@ export class Tensor {
 
   /** Debug string with shape and the first values. */
   toString(): string {
-    const head = Array.from(this.data.subarray(0, 8)).map((v) => +v.toPrecision(5));
-    return `Tensor([${this.shape.join(",")}], [${head.join(", ")}${this.data.length > 8 ? ", …" : ""}])`;
+    if (hostSync !== null) hostSync(this.raw, false);
+    const head = Array.from(this.raw.subarray(0, 8)).map((v) => +v.toPrecision(5));
+    return `Tensor([${this.shape.join(",")}], [${head.join(", ")}${this.raw.length > 8 ? ", …" : ""}])`;
   }
 }
 
@@ -251,7 +385,7 @@ export function record(
   backward: (gy: Float32Array) => void,
   release?: () => void,
 ): Tensor {
-  if (nanCheck) checkFinite(out.data, op, "output", out.shape);
+  if (nanCheck) checkFinite(hostRead(out.raw), op, "output", out.shape); // a debugging mode: syncs every op
   let any = false;
   if (gradEnabled) { for (const t of inputs) if (t.requiresGrad) any = true; }
   if (!any) {
@@ -268,13 +402,38 @@ export function record(
  * Returns a throwaway buffer for tensors that do not require grad, so callers can skip the check.
  */
 export function gradBuffer(t: Tensor): Float32Array {
-  if (!t.requiresGrad) return new Float32Array(t.data.length);
+  if (!t.requiresGrad) return new Float32Array(t.raw.length);
   if (t.grad === null) {
     // Non-leaf gradients are consumed within one backward pass, so they can come from the pool.
-    t.grad = new Tensor(t.node ? takeBuffer(t.data.length, true) : new Float32Array(t.data.length), t.shape);
+    t.grad = wrapStorage(t.node ? zeroedBuffer(t.raw.length) : new Float32Array(t.raw.length), t.shape);
   }
-  return t.grad.data;
+  return t.grad.raw;
 }
+
+function zeroOnBackend(b: Float32Array): void {
+  current.fill(b, 0);
+}
+
+/**
+ * A zeroed scratch buffer from the pool; a recycled one is zeroed by the current backend (where it may live). A device
+ * backend zeroes fresh ones too: cheaper than uploading host zeros.
+ *
+ * @example
+ * ```ts
+ * import { zeroedBuffer } from "./tensor.ts";
+ * import { releaseBuffer } from "./pool.ts";
+ * const scratch = zeroedBuffer(4096);
+ * releaseBuffer(scratch);
+ * ```
+ */
+export function zeroedBuffer(n: number): Float32Array {
+  if (current.sync === undefined) return takeBuffer(n, true, zeroOnBackend);
+  const b = takeBuffer(n, false);
+  current.fill(b, 0);
+  return b;
+}
+
+const ONE = new Float32Array([1]);
 
 /** Placed on non-leaf tensors once their graph has been consumed by `backward()`. */
 const FREED: GradNode = {
@@ -292,7 +451,7 @@ function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOp
   if (!root.requiresGrad) {
     throw new Error("backward: tensor does not require grad (no input had requiresGrad, or it was made in noGrad)");
   }
-  if (!grad && root.data.length !== 1) {
+  if (!grad && root.raw.length !== 1) {
     throw new Error(`backward: output has shape [${root.shape.join(",")}]; pass a gradient or reduce to a scalar`);
   }
   // Iterative post-order DFS gives a topological order without recursion limits.
@@ -315,22 +474,23 @@ function runBackward(root: Tensor, grad: Tensor | undefined, options: BackwardOp
     }
   }
   const g = gradBuffer(root);
+  // Seeded by the backend: on a device backend the gradient buffers live there.
   if (grad) {
-    if (grad.data.length !== g.length) {
+    if (grad.raw.length !== g.length) {
       throw new Error(`backward: gradient shape [${grad.shape.join(",")}] != output [${root.shape.join(",")}]`);
     }
-    for (let i = 0; i < g.length; i++) g[i] += grad.data[i];
-  } else g[0] += 1;
+    current.binary("add", g, [g.length], grad.raw, [g.length], g, [g.length]);
+  } else current.binary("add", g, [1], ONE, [1], g, [1]);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const node = t.node;
     if (!node || t.grad === null) continue;
-    if (node === FREED) node.backward(t.grad.data);
-    node.backward(t.grad.data);
+    if (node === FREED) node.backward(t.grad.raw);
+    node.backward(t.grad.raw);
     if (nanCheck) {
-      for (const x of node.inputs) if (x.grad) checkFinite(x.grad.data, node.op, "input gradient", x.shape);
+      for (const x of node.inputs) if (x.grad) checkFinite(hostRead(x.grad.raw), node.op, "input gradient", x.shape);
     }
-    releaseBuffer(t.grad.data);
+    releaseBuffer(t.grad.raw);
     t.grad = null; // non-leaf gradients are consumed, not kept (PyTorch semantics)
     if (!options.retainGraph) {
       node.release?.();
@@ -411,7 +571,8 @@ export function scalar(value: number): Tensor {
  */
 export function randn(shape: readonly number[], rng: Rng, options: TensorOptions = {}): Tensor {
   const t = zeros(shape, options);
-  for (let i = 0; i < t.size; i++) t.data[i] = rng.normal();
+  const d = t.raw; // fresh: host-only
+  for (let i = 0; i < d.length; i++) d[i] = rng.normal();
   return t;
 }
 
@@ -423,7 +584,8 @@ export function rand(
 ): Tensor {
   const t = zeros(shape, options);
   const lo = options.lo ?? 0, hi = options.hi ?? 1;
-  for (let i = 0; i < t.size; i++) t.data[i] = rng.range(lo, hi);
+  const d = t.raw; // fresh: host-only
+  for (let i = 0; i < d.length; i++) d[i] = rng.range(lo, hi);
   return t;
 }
 

@@ -14,6 +14,7 @@ import {
 } from "../models/backends/webgpu.ts";
 import {
   Adam,
+  clipGradNormTensor,
   concat,
   Conv2d,
   conv2d,
@@ -37,11 +38,15 @@ import {
   sum,
   type Tensor,
   tensor,
+  toBackend,
   useBackend,
   where,
   zeros,
 } from "../models/mod.ts";
 import * as ops from "../models/ops.ts";
+import { trainA2c } from "../algos/a2c.ts";
+import { trainDqn } from "../algos/dqn.ts";
+import { trainPpo } from "../algos/ppo.ts";
 
 const cpu: Backend = cpuBackend;
 const gpu: Backend = webgpuBackend;
@@ -72,6 +77,7 @@ function both(what: string, outs: Float32Array[], fn: (be: Backend, outs: Float3
   const oc = outs.map((o) => o.slice()), og = outs.map((o) => o.slice());
   fn(cpu, oc);
   fn(gpu, og);
+  gpu.sync!(og, false); // the webgpu backend records kernels: read the outputs back
   oc.forEach((o, i) => assertClose(og[i], o, rtol, `${what} (output ${i})`));
 }
 
@@ -105,6 +111,7 @@ Deno.test("webgpu: unary and unaryGrad match the CPU backend for every op", () =
     const y = new Float32Array(n);
     cpu.unary(op, x, y, p0, p1);
     both(`unary ${op}(${p0})`, [new Float32Array(n)], (be, [o]) => be.unary(op, x, o, p0, p1));
+    both(`unary ${op}(${p0}) in place`, [x], (be, [o]) => be.unary(op, o, o, p0, p1));
     const gy = randArray(n, rng);
     const gx0 = randArray(n, rng);
     both(`unaryGrad ${op}(${p0})`, [gx0], (be, [gx]) => be.unaryGrad(op, x, y, gy, gx, p0, p1));
@@ -125,6 +132,10 @@ Deno.test("webgpu: binary, where and sumTo match the CPU backend with broadcasti
     const a = randArray(size(as), rng), b = randArray(size(bs), rng, 0.5, 2);
     for (const op of ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq"] as const) {
       both(`binary ${op} ${as}|${bs}`, [new Float32Array(size(os))], (be, [o]) => be.binary(op, a, as, b, bs, o, os));
+    }
+    if (as.join() === os.join() && bs.join() === os.join()) {
+      both(`binary sub in place (out = a) ${as}`, [a, b], (be, [x, y]) => be.binary("sub", x, as, y, bs, x, os));
+      both(`binary div in place (out = b) ${as}`, [a, b], (be, [x, y]) => be.binary("div", x, as, y, bs, y, os));
     }
     const cond = randArray(size(as), rng).map((v) => (v > 0 ? 1 : 0));
     both(`where ${as}`, [new Float32Array(size(os))], (be, [o]) => be.where(cond, as, a, as, b, bs, o, os));
@@ -449,14 +460,212 @@ Deno.test("webgpu: Sample Factory Doom encoder + GRU gives the CPU backend's los
   assertRunsMatch(gpuRun, cpuRun, "Doom encoder + GRU");
 });
 
+/** Train with `run` on each backend from the same seed; the final weights must agree. */
+async function algoParity(what: string, run: (runsDir: string) => Promise<{ policy: Module }>): Promise<void> {
+  const weights: Float32Array[][] = [];
+  for (const name of ["cpu", "webgpu"] as const) {
+    useBackend(name);
+    try {
+      const { policy } = await run(await Deno.makeTempDir());
+      weights.push(policy.parameters().map((p) => p.data.slice()));
+    } finally {
+      useBackend("cpu");
+    }
+  }
+  weights[0].forEach((w, i) => assertClose(weights[1][i], w, 1e-3, `${what}: weight ${i}`));
+}
+
+Deno.test("webgpu: PPO, A2C and DQN on CartPole end with the CPU backend's weights", async () => {
+  // Host code around the model (minibatch buffers refilled in place, GAE, replay sampling, target-network copies)
+  // mixes with device tensors here as in real training.
+  const common = { tensorboard: false, seed: 1, handleSigint: false };
+  await algoParity(
+    "PPO",
+    (runsDir) => trainPpo({ ...common, runsDir, totalTimesteps: 256, numEnvs: 2, numSteps: 128 }),
+  );
+  await algoParity("A2C", (runsDir) => trainA2c({ ...common, runsDir, totalTimesteps: 200, numEnvs: 2 }));
+  await algoParity("DQN", (runsDir) =>
+    trainDqn({
+      ...common,
+      runsDir,
+      envId: "CartPole-v1",
+      numEnvs: 1,
+      totalTimesteps: 300,
+      learningStarts: 100,
+      trainFrequency: 4,
+      targetNetworkFrequency: 50,
+      bufferSize: 1000,
+      batchSize: 32,
+    }));
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Budget and errors
 
-Deno.test("webgpu: a warm training step costs one submit and at most one readback per primitive call, no allocations", () => {
+Deno.test("webgpu: optimizer primitives (Adam, RMSprop, SGD variants), fill and clipGradNorm match the CPU backend", () => {
+  const rng = new Rng(15);
+  const n = 3000;
+  const x = randArray(n, rng), m = randArray(n, rng, -0.1, 0.1), v = randArray(n, rng, 0, 0.01);
+  // Gradients over eight orders of magnitude, as in a real network.
+  const g = Float32Array.from({ length: n }, (_, i) => rng.range(-1, 1) * 10 ** -(i % 8));
+  both("adamStep", [x, m, v], (be, [xs, ms, vs]) => {
+    for (let t = 1; t <= 5; t++) {
+      be.adamStep(
+        xs,
+        g,
+        ms,
+        vs,
+        0.9,
+        0.999,
+        1e-2 / (1 - 0.9 ** t),
+        Math.sqrt(1 - 0.999 ** t),
+        1e-5,
+        t === 3 ? 0.01 : 0,
+      );
+    }
+  });
+  for (const centered of [false, true]) {
+    for (const momentum of [0, 0.9]) {
+      both(`rmspropStep centered ${centered} momentum ${momentum}`, [x, v, v.map((a) => a * 0.1), m], (be, o) => {
+        for (let t = 0; t < 3; t++) {
+          be.rmspropStep(
+            o[0],
+            g,
+            o[1],
+            centered ? o[2] : null,
+            momentum ? o[3] : null,
+            1e-2,
+            0.99,
+            1e-5,
+            0.01,
+            momentum,
+          );
+        }
+      });
+    }
+  }
+  for (const [momentum, nesterov] of [[0, false], [0.9, false], [0.9, true]] as const) {
+    both(`sgdStep momentum ${momentum} nesterov ${nesterov}`, [x, m], (be, [xs, buf]) => {
+      for (let t = 0; t < 3; t++) be.sgdStep(xs, g, momentum ? buf : null, 0.1, momentum, 0, 0.01, nesterov, t === 0);
+    });
+  }
+  both("fill", [x], (be, [o]) => be.fill(o, -1.5));
+  for (const maxNorm of [0.5, 1e6]) {
+    both(`clipGradNorm max ${maxNorm}`, [g, x.subarray(0, 100).slice(), new Float32Array(1)], (be, [a, b, norm]) => {
+      be.clipGradNorm([a, b], maxNorm, norm);
+    });
+  }
+});
+
+/** A warm training step of `net` on `x`: Adam with global-norm clipping; the loss read once. */
+function warmStep(net: Module, x: Tensor): () => number {
+  const opt = new Adam(net.parameters(), { lr: 1e-3, eps: 1e-5 });
+  return () => {
+    opt.zeroGrad();
+    const loss = mean(square((net as Sequential).forward(x)));
+    loss.backward();
+    clipGradNormTensor(net.parameters(), 0.5);
+    opt.step();
+    return loss.item();
+  };
+}
+
+function natureCnn(r: Rng, actions: number): Sequential {
+  return new Sequential([
+    new Conv2d(4, 32, 8, { stride: 4, rng: r }),
+    new ReLU(),
+    new Conv2d(32, 64, 4, { stride: 2, rng: r }),
+    new ReLU(),
+    new Conv2d(64, 64, 3, { stride: 1, rng: r }),
+    new ReLU(),
+    new Flatten(),
+    new Linear(3136, 512, { rng: r }),
+    new ReLU(),
+    new Linear(512, actions, { rng: r }),
+  ]);
+}
+
+Deno.test("webgpu: a warm Nature-CNN training step (Adam, grad-norm clipping) is one submit and one readback", async () => {
   const rng = new Rng(13);
+  const x = tensor(randArray(2 * 4 * 84 * 84, rng, 0, 1), { shape: [2, 4, 84, 84] });
+  useBackend("cpu");
+  const net = natureCnn(new Rng(14), 6);
+  useBackend("webgpu");
+  try {
+    const step = warmStep(net, x);
+    for (let i = 0; i < 3; i++) {
+      step();
+      await new Promise((r) => setTimeout(r, 0)); // lets dropped tensors' device buffers return to the pool
+    }
+    const before = webgpuStats();
+    const loss = step();
+    const after = webgpuStats();
+    const d = (k: keyof typeof before) => after[k] - before[k];
+    console.log(
+      `per step: ${d("calls")} primitive calls recorded, ${d("submits")} submits, ${d("readbacks")} readbacks, ` +
+        `${d("dispatches")} dispatches, ${d("bufferAllocs")} buffer allocations, ${d("pipelineCompiles")} compiles, ` +
+        `${d("uploadBytes")} bytes uploaded, ${d("readbackBytes")} bytes read back`,
+    );
+    assert.ok(Number.isFinite(loss));
+    assert.ok(d("calls") > 50);
+    assert.equal(d("submits"), 1);
+    assert.equal(d("readbacks"), 1);
+    assert.equal(d("readbackBytes"), 4); // the loss
+    assert.equal(d("pipelineCompiles"), 0);
+    // The observation batch is a host input (host code may refill it in place): uploaded with each step. Weights,
+    // gradients and Adam state stay on the device.
+    assert.ok(d("uploadBytes") <= 4 * x.size + 1024, `uploaded ${d("uploadBytes")} bytes`);
+  } finally {
+    useBackend("cpu");
+  }
+});
+
+Deno.test("webgpu: a steady-state training step allocates no GPU buffers once dropped tensors are collected", async () => {
+  // Device buffers of dropped tensors return to the pool through a FinalizationRegistry, i.e. after a garbage
+  // collection and a turn of the event loop. A child process with an exposed gc() makes that deterministic.
+  const modUrl = new URL("../models/mod.ts", import.meta.url).href;
+  const gpuUrl = new URL("../models/backends/webgpu.ts", import.meta.url).href;
+  const code = `import * as m from "${modUrl}";
+    import { webgpuStats } from "${gpuUrl}";
+    const rng = new m.Rng(1);
+    const x = m.rand([2, 4, 84, 84], rng);
+    const net = new m.Sequential([new m.Conv2d(4, 32, 8, { stride: 4, rng }), new m.ReLU(),
+      new m.Conv2d(32, 64, 4, { stride: 2, rng }), new m.ReLU(), new m.Conv2d(64, 64, 3, { stride: 1, rng }),
+      new m.ReLU(), new m.Flatten(), new m.Linear(3136, 512, { rng }), new m.ReLU(), new m.Linear(512, 6, { rng })]);
+    m.useBackend("webgpu");
+    const opt = new m.Adam(net.parameters(), { lr: 1e-3 });
+    const allocs = [];
+    for (let i = 0; i < 8; i++) {
+      const before = webgpuStats().bufferAllocs;
+      opt.zeroGrad();
+      const loss = m.mean(m.square(net.forward(x)));
+      loss.backward();
+      m.clipGradNormTensor(net.parameters(), 0.5);
+      opt.step();
+      loss.item();
+      allocs.push(webgpuStats().bufferAllocs - before);
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    console.log(JSON.stringify(allocs));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const allocs: number[] = JSON.parse(text.split("\n").at(-1)!);
+  console.log(`GPU buffer allocations per step: ${allocs.join(" ")}`);
+  assert.ok(allocs[0] > 0);
+  assert.deepEqual(allocs.slice(3), [0, 0, 0, 0, 0]); // pools fill over the first steps
+});
+
+Deno.test("webgpu: toBackend moves a module's weights in one transfer each way", () => {
+  const rng = new Rng(16);
   const x = tensor(randArray(4 * 2 * 12 * 12, rng, 0, 1), { shape: [4, 2, 12, 12] });
   useBackend("cpu");
-  const r = new Rng(14);
+  const r = new Rng(17);
   const net = new Sequential([
     new Conv2d(2, 4, 4, { stride: 2, rng: r }),
     new ReLU(),
@@ -465,29 +674,71 @@ Deno.test("webgpu: a warm training step costs one submit and at most one readbac
   ]);
   useBackend("webgpu");
   try {
-    const opt = new Adam(net.parameters(), { lr: 1e-3 });
-    const step = () => {
-      opt.zeroGrad();
-      const loss = mean(square(net.forward(x)));
-      loss.backward();
-      opt.step();
-      return loss.item();
-    };
+    const step = warmStep(net, x);
     step();
-    step(); // warm: pools and pipeline cache filled
-    const before = webgpuStats();
     step();
-    const after = webgpuStats();
-    const d = (k: keyof typeof before) => after[k] - before[k];
-    console.log(
-      `per step: ${d("calls")} primitive calls, ${d("submits")} submits, ${d("readbacks")} readbacks, ` +
-        `${d("dispatches")} dispatches, ${d("bufferAllocs")} buffer allocations, ${d("pipelineCompiles")} compiles`,
-    );
-    assert.ok(d("calls") > 0);
-    assert.equal(d("submits"), d("calls"));
-    assert.ok(d("readbacks") <= d("calls"));
-    assert.equal(d("bufferAllocs"), 0);
-    assert.equal(d("pipelineCompiles"), 0);
+    let before = webgpuStats();
+    toBackend(net, "cpu"); // every weight changed on the device: one readback brings them all
+    let after = webgpuStats();
+    assert.equal(after.readbacks - before.readbacks, 1);
+    assert.ok(after.submits - before.submits <= 1);
+    const host = net.parameters().map((p) => p.data.slice()); // already current: no further readback
+    assert.equal(webgpuStats().readbacks, after.readbacks);
+    // Host edits (e.g. weights published by another learner), then one upload of all of them.
+    net.parameters().forEach((p) => p.data.fill(0.01));
+    before = webgpuStats();
+    toBackend(net, "webgpu");
+    after = webgpuStats();
+    assert.equal(after.submits - before.submits, 1);
+    assert.equal(after.readbacks - before.readbacks, 0);
+    const uploaded = after.uploadBytes - before.uploadBytes;
+    assert.equal(uploaded, net.parameters().reduce((s, p) => s + 4 * p.size, 0));
+    before = webgpuStats();
+    step();
+    const again = webgpuStats().uploadBytes - before.uploadBytes;
+    assert.ok(again <= 4 * x.size + 1024, `the step uploads its input, not the weights (uploaded ${again} bytes)`);
+    assert.ok(host.length === 4);
+  } finally {
+    useBackend("cpu");
+  }
+});
+
+Deno.test("webgpu: after switching to cpu, tensors computed on the device are read back before host kernels use them", () => {
+  useBackend("webgpu");
+  let y: Tensor;
+  try {
+    y = ops.exp(tensor([0, 1, 2]));
+  } finally {
+    useBackend("cpu");
+  }
+  const z = ops.mul(y, 2); // a CPU kernel over the raw storage of a device-computed tensor
+  assertClose(z.toArray(), [2, 2 * Math.E, 2 * Math.exp(2)], 1e-6, "exp on webgpu, then mul on cpu");
+});
+
+Deno.test("webgpu: a host buffer reused for a new tensor (an observation buffer) is uploaded again", () => {
+  useBackend("webgpu");
+  try {
+    const buf = new Float32Array([1, 2]);
+    const first = ops.mul(tensor(buf), 2);
+    buf.set([3, 4]); // written on the host after the device took a copy, before anything was read back
+    const second = ops.mul(tensor(buf), 2);
+    assert.deepEqual(second.toArray(), [6, 8]);
+    assert.deepEqual(first.toArray(), [2, 4]); // recorded before the write: saw the old values
+  } finally {
+    useBackend("cpu");
+  }
+});
+
+Deno.test("webgpu: a host array refilled in place behind a tensor (a minibatch buffer) is read fresh by each call", () => {
+  useBackend("webgpu");
+  try {
+    const buf = new Float32Array([1, 2]);
+    const t = tensor(buf); // made once, refilled every minibatch (algos/ppo.ts does this)
+    const first = ops.mul(t, 2);
+    buf.set([3, 4]); // no sync, no new tensor
+    const second = ops.mul(t, 2);
+    assert.deepEqual(second.toArray(), [6, 8]);
+    assert.deepEqual(first.toArray(), [2, 4]);
   } finally {
     useBackend("cpu");
   }

@@ -15,7 +15,7 @@ import {
   add,
   Categorical,
   clamp,
-  clipGradNorm,
+  clipGradNormTensor,
   exp,
   maximum,
   mean,
@@ -246,8 +246,9 @@ export class Learner {
     const params = this.optimizer.params;
     let gradNorm = 0;
     if (batch.numValid > 0) {
-      gradNorm = clipGradNorm(params, this.options.maxGradNorm);
+      const norm = clipGradNormTensor(params, this.options.maxGradNorm);
       this.optimizer.step();
+      gradNorm = norm.item(); // after the step: on a device backend the update is recorded before this one readback
     }
     this.optimizer.zeroGrad();
     this.version++;

@@ -22,6 +22,7 @@ import {
   Sequential,
   Tanh,
   Tensor,
+  toBackend,
 } from "../../models/mod.ts";
 import { MultiCategorical } from "./multi_categorical.ts";
 
@@ -322,9 +323,11 @@ function weightViews(model: AppoModel, sab: SharedArrayBuffer) {
 export function publishWeights(model: AppoModel, sab: SharedArrayBuffer, version: number): void {
   const { seq, stats, params } = weightViews(model, sab);
   Atomics.store(seq, 0, 2 * version + 1);
+  const ps = model.parameters();
+  toBackend(ps, "cpu"); // one readback for all of them when a device backend trains (nothing on the CPU)
   let at = 0;
-  for (const p of model.parameters()) {
-    params.set(p.data, at);
+  for (const p of ps) {
+    params.set(p.raw, at);
     at += p.size;
   }
   let k = 0;

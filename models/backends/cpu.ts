@@ -15,6 +15,7 @@ import type { BlasLibrary } from "./blas/ffi.ts";
 import { gemmTs } from "./gemm_ts.ts";
 import type { KernelLibrary } from "./native/ffi.ts";
 import { kernelThreads, nativeKernels, nativeKernelsInfo, setKernelThreads } from "./native/native.ts";
+import { cpuAdamStep, cpuClipGradNorm, cpuFill, cpuRmspropStep, cpuSgdStep } from "./cpu_optim.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Native kernels (kernels.c): vectorized C for the memory-bound loops; the TypeScript loops below are the fallback.
@@ -1062,4 +1063,9 @@ export const cpuBackend: Backend = {
   scatterAdd,
   logSoftmax,
   logSoftmaxGrad,
+  fill: cpuFill,
+  adamStep: cpuAdamStep,
+  rmspropStep: cpuRmspropStep,
+  sgdStep: cpuSgdStep,
+  clipGradNorm: cpuClipGradNorm,
 };

@@ -1,14 +1,31 @@
 /**
  * The WebGPU backend: every primitive of `primitives.ts` as WGSL compute shaders (`webgpu/kernels.ts`).
  *
- * The `Backend` interface is synchronous and works on host `Float32Array`s, while WebGPU readback is asynchronous.
- * So the device lives in a Worker (`webgpu/_worker.ts`) and each primitive call is one program sent there: inputs are
- * copied into a shared arena, the worker uploads them, encodes the dispatches into one compute pass, submits once,
- * reads every output back with one wait, and the main thread blocks in `Atomics.wait` until the results are in the
- * arena. The worker pools GPU buffers by size class and caches pipelines, so a steady-state call allocates no GPU
- * buffers and compiles no shaders. Because outputs must be on the host when a call returns, a call costs at least one
- * readback (~11 ms in Deno 2.9, see `bench/webgpu_bench.ts`); keeping tensors device-resident across calls needs the
- * interface change described in the report (lazy host views + an explicit sync point).
+ * Execution is deferred and tensors are device-resident. The `Backend` interface stays synchronous over host
+ * `Float32Array`s, but those arrays are only names here: every host region (a whole non-shared `ArrayBuffer`, so
+ * `subarray` views share it, or one view of a `SharedArrayBuffer`) maps to a device buffer plus two flags, "host copy
+ * current" and "device copy current". A primitive call uploads the inputs the device lacks (a snapshot taken at call
+ * time), marks its outputs device-only, and appends its dispatches to a batch; nothing runs yet. The batch goes to
+ * the device worker (`webgpu/_worker.ts`) as one compute pass and one submit only when the host needs values:
+ * `Tensor.data`/`item()`/`toArray()` call `sync`, which reads back, with one wait, just the arrays asked for. So a
+ * training step (forward, backward, gradient clipping and the optimizer update, all primitives) costs one submit and
+ * one readback (the loss), and weights, gradients and optimizer state never leave the device.
+ *
+ * Ownership: an array no kernel has written is a host input (observations, targets, a minibatch buffer that host code
+ * refills in place without telling anyone), so each call that reads it uploads a fresh snapshot. Once a kernel writes
+ * an array (activations, gradients, weights after their first update, optimizer state), or `prefetch` moves it
+ * (`toBackend(…, "webgpu")`; do that once for an inference-only model, whose weights no kernel writes), the device
+ * owns it until the host takes it back through `Tensor.data`; its next device use then uploads it into a fresh buffer
+ * (uploads land before the batch's pass, so earlier steps of the batch keep reading the old one).
+ *
+ * Why this shape: WebGPU readback is asynchronous and each wait costs ~11.7 ms in Deno 2.9 (`bench/webgpu_bench.ts`),
+ * whatever the work, so the cost model is "waits per step". The device lives in a Worker because the main thread must
+ * block (`Atomics.wait`) until a readback lands in the shared arena. Device buffers of host arrays the garbage
+ * collector took return to the worker's size-class pool with the next batch (a `FinalizationRegistry`, so only when
+ * the event loop turns: a loop that never awaits keeps them, and a warning says so past 4 GiB), scratch buffers
+ * recycled by `pool.ts` keep theirs, and pipelines are cached by kernel key, so a steady-state step allocates no GPU
+ * buffers and compiles no shaders. WebGPU forbids binding one buffer read-only and writable in one dispatch: in-place
+ * unary and accumulating binary calls bind the output once; other aliasing reads a device copy.
  *
  * GEMM has two kernels: shared-memory tiles for real GPUs, register blocking (4×4 per thread, no barriers) for CPU
  * adapters such as Mesa's lavapipe, chosen by `isFallbackAdapter` unless `setWebGpuGemmKernel` overrides it.
@@ -26,7 +43,6 @@
 import type { Backend, BinaryOp, ConvGeometry, IndexArray, ReduceOp, UnaryOp } from "../primitives.ts";
 import { broadcastStrides, contiguousStrides, shapeSize } from "../primitives.ts";
 import {
-  type BufSpec,
   CTRL,
   type ExecMessage,
   type InitMessage,
@@ -56,7 +72,7 @@ export interface WebGpuInfo {
 
 /** Counters since the device started (submits and readbacks are what a training step pays for). */
 export interface WebGpuStats {
-  /** Backend primitive calls. */
+  /** Backend primitive calls recorded. */
   calls: number;
   /** `queue.submit` calls. */
   submits: number;
@@ -92,7 +108,11 @@ interface Runtime {
   info: WebGpuInfo;
   sent: Set<string>;
   calls: number;
+  /** Generation of this worker (device state recorded under another one is gone). */
+  gen: number;
+  nextId: number;
 }
+let generation = 0;
 
 let rt: Runtime | null = null;
 let startError: Error | null = null;
@@ -160,7 +180,13 @@ export function startWebGpu(): WebGpuInfo {
     info,
     sent: new Set(),
     calls: 0,
+    gen: ++generation,
+    nextId: 0,
   };
+  batch = emptyBatch();
+  pendingFrees = [];
+  idBytes.clear();
+  heldBytes = 0;
   return info;
 }
 
@@ -177,8 +203,9 @@ export function webgpuInfo(): WebGpuInfo | null {
  * import { webgpuBackend, webgpuStats } from "./webgpu.ts";
  * const before = webgpuStats();
  * const x = new Float32Array([1, -2]);
- * webgpuBackend.unary("relu", x, x, 0, 0);
- * console.log(webgpuStats().readbacks - before.readbacks); // 1
+ * webgpuBackend.unary("relu", x, x, 0, 0); // recorded
+ * webgpuBackend.sync!(x, false); // one submit, one readback
+ * console.log(webgpuStats().readbacks - before.readbacks, x); // 1 [1, 0]
  * ```
  */
 export function webgpuStats(): WebGpuStats {
@@ -222,6 +249,8 @@ export function resolvedGemmKernel(): "tiled" | "blocked" {
 export function stopWebGpu(): void {
   rt?.worker.terminate();
   rt = null;
+  batch = emptyBatch();
+  pendingFrees = [];
 }
 
 /**
@@ -255,106 +284,444 @@ export function autoBackend(cpu: Backend): Backend {
 let autoLogged = false;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Programs: the buffers and dispatches of one primitive call
+// Device-resident arrays and the recorded batch
+
+/**
+ * Device state of one host region: a whole non-shared `ArrayBuffer` (so `subarray` views share it), or one view of
+ * a `SharedArrayBuffer` (those are host-owned frames and slots, often views into a much larger buffer).
+ */
+interface Entry {
+  /** Device buffer id, or -1 before the first use. */
+  id: number;
+  /** Region size in bytes. */
+  bytes: number;
+  /** The host copy holds the current values. */
+  host: boolean;
+  /** The device copy holds the current values. */
+  device: boolean;
+  /**
+   * The device owns the values: a kernel wrote them (or `prefetch` moved them). Until then the array is a host input
+   * that host code may refill in place without telling anyone (a reused observation or minibatch buffer), so every
+   * call that reads it uploads a fresh snapshot, as a per-call backend would.
+   */
+  owned: boolean;
+  /** Runtime generation the id belongs to (a restarted worker has none of the old buffers). */
+  gen: number;
+}
+
+interface Region {
+  key: object;
+  buffer: ArrayBufferLike;
+  /** Byte offset of the region in `buffer`. */
+  start: number;
+  bytes: number;
+}
+
+const entries = new WeakMap<object, Entry>();
+/** Device buffers of host arrays the garbage collector took, returned to the pool with the next batch. */
+let pendingFrees: number[] = [];
+const finalizer = new FinalizationRegistry<Entry>((e) => {
+  if (rt && e.gen === rt.gen && e.id >= 0) pendingFrees.push(e.id);
+});
+
+function regionOf(arr: Float32Array | Int32Array): Region {
+  if (arr.buffer instanceof SharedArrayBuffer) {
+    return { key: arr, buffer: arr.buffer, start: arr.byteOffset, bytes: arr.byteLength };
+  }
+  return { key: arr.buffer, buffer: arr.buffer, start: 0, bytes: arr.buffer.byteLength };
+}
+
+function entryOf(reg: Region, create: boolean): Entry | null {
+  let e = entries.get(reg.key) ?? null;
+  if (e && e.gen !== rt!.gen) e = null; // buffers of a stopped worker are gone: the host copy is all there is
+  if (!e && create) {
+    e = { id: -1, bytes: reg.bytes, host: true, device: false, owned: false, gen: rt!.gen };
+    entries.set(reg.key, e);
+    finalizer.register(reg.key, e);
+  }
+  return e;
+}
+
+/** Work recorded since the last flush: it runs as one compute pass and one submit. */
+interface Batch {
+  allocs: number[];
+  uploads: number[];
+  steps: StepSpec[];
+  params: Uint32Array;
+  frees: number[];
+  arenaBytes: number;
+  calls: number;
+  ops: Set<string>;
+}
+
+function emptyBatch(): Batch {
+  return {
+    allocs: [],
+    uploads: [],
+    steps: [],
+    params: batchParams,
+    frees: [],
+    arenaBytes: 0,
+    calls: 0,
+    ops: new Set(),
+  };
+}
+let batchParams = new Uint32Array(64 * 256);
+let batch: Batch = emptyBatch();
+/** Flush without a readback past these sizes, so a long loop that never reads values keeps bounded memory. */
+const MAX_BATCH_STEPS = 16384;
+const MAX_BATCH_ARENA = 256 << 20;
+
+function arenaSlot(bytes: number): number {
+  const r = rt!;
+  const off = batch.arenaBytes;
+  batch.arenaBytes += Math.ceil(bytes / ALIGN) * ALIGN;
+  if (r.arena.byteLength < batch.arenaBytes) {
+    const grown = new SharedArrayBuffer(Math.max(batch.arenaBytes, r.arena.byteLength * 2));
+    new Uint8Array(grown).set(new Uint8Array(r.arena, 0, off));
+    r.arena = grown;
+    r.arenaSent = false;
+  }
+  return off;
+}
+
+/** Bytes of every live device buffer id, to warn when dropped tensors' buffers pile up. */
+const idBytes = new Map<number, number>();
+let heldBytes = 0;
+let heldWarned = false;
+const HELD_WARN_BYTES = 4 * 1024 ** 3;
+
+function newId(bytes: number): number {
+  const id = rt!.nextId++;
+  const b = Math.max(4, bytes);
+  batch.allocs.push(id, b);
+  idBytes.set(id, b);
+  heldBytes += b;
+  if (heldBytes > HELD_WARN_BYTES && !heldWarned) {
+    heldWarned = true;
+    console.warn(
+      `arcadia webgpu: ${fmtBytes(heldBytes)} of device buffers are held; buffers of dropped tensors return to the ` +
+        "pool only when the event loop turns (FinalizationRegistry): await between training steps " +
+        "(e.g. `await new Promise((r) => setTimeout(r, 0))`)",
+    );
+  }
+  return id;
+}
+
+/** Copy the host region into a fresh device buffer (uploads land before the batch's pass: see `ExecMessage`). */
+function upload(e: Entry, reg: Region): void {
+  if (e.id >= 0) batch.frees.push(e.id);
+  e.id = newId(reg.bytes);
+  if (reg.bytes > 0) {
+    const off = arenaSlot(reg.bytes);
+    new Uint8Array(rt!.arena, off, reg.bytes).set(new Uint8Array(reg.buffer, reg.start, reg.bytes));
+    batch.uploads.push(e.id, off, reg.bytes);
+  }
+  e.device = true;
+}
+
+/** Send the batch (if any) and read back `reads` into their host regions: one submit, at most one readback wait. */
+function flush(reads: [Entry, Region][]): void {
+  const r = rt;
+  if (!r) return;
+  const frees = pendingFrees.length > 0 ? batch.frees.concat(pendingFrees) : batch.frees;
+  pendingFrees = [];
+  if (batch.steps.length === 0 && batch.uploads.length === 0 && reads.length === 0) {
+    batch.frees = frees; // nothing to run: keep them for the next batch
+    return;
+  }
+  for (const id of frees) {
+    heldBytes -= idBytes.get(id) ?? 0;
+    idBytes.delete(id);
+  }
+  const readbacks: number[] = [];
+  for (const [e, reg] of reads) readbacks.push(e.id, arenaSlot(reg.bytes), reg.bytes);
+  const b = batch;
+  batch = emptyBatch();
+  const msg: ExecMessage = {
+    type: "exec",
+    allocs: b.allocs,
+    uploads: b.uploads,
+    params: b.params.slice(0, b.steps.length * 64),
+    steps: b.steps,
+    readbacks,
+    frees,
+  };
+  if (!r.arenaSent) {
+    msg.arena = r.arena;
+    r.arenaSent = true;
+  }
+  Atomics.store(r.ctrl, CTRL.status, STATUS.pending);
+  r.worker.postMessage(msg);
+  const waited = Atomics.wait(r.ctrl, CTRL.status, STATUS.pending, WAIT_MS);
+  const status = Atomics.load(r.ctrl, CTRL.status);
+  if (waited === "timed-out" || status !== STATUS.ok) {
+    const m = status === STATUS.error ? readMessage(r) : { detail: `no answer in ${WAIT_MS / 1000} s` };
+    // A failed batch may have left sources uncompiled; resend them next time.
+    for (const s of b.steps) if (s.source !== undefined) r.sent.delete(s.key);
+    throw new Error(`webgpu (batch of ${b.calls} calls: ${[...b.ops].join(", ")}): ${m.detail}`);
+  }
+  for (let i = 0; i < reads.length; i++) {
+    const [e, reg] = reads[i];
+    if (reg.bytes > 0) {
+      new Uint8Array(reg.buffer, reg.start, reg.bytes).set(new Uint8Array(r.arena, readbacks[3 * i + 1], reg.bytes));
+    }
+    e.host = true;
+  }
+}
+
+function syncOne(arr: Float32Array, write: boolean): void {
+  // Called on every host access of a tensor: look up without building a Region.
+  const e = entries.get(arr.buffer instanceof SharedArrayBuffer ? arr : arr.buffer);
+  if (!e || e.gen !== rt!.gen) return;
+  if (!e.host) flush([[e, regionOf(arr)]]);
+  if (write) {
+    // The host takes it over: a host input again, uploaded (to a fresh buffer) by each call that reads it.
+    e.device = false;
+    e.owned = false;
+  }
+}
+
+/**
+ * Make `arrays` current on the host: flushes the recorded work in one submit and reads back, with one wait, only the
+ * arrays whose newest values are on the device. With `write` the host takes them over (see `Backend.sync`).
+ */
+function sync(arrays: Float32Array | readonly Float32Array[], write: boolean): void {
+  if (!rt) return;
+  if (arrays instanceof Float32Array) {
+    syncOne(arrays, write);
+    return;
+  }
+  const reads: [Entry, Region][] = [];
+  const seen = new Set<Entry>();
+  for (const a of arrays) {
+    const reg = regionOf(a);
+    const e = entryOf(reg, false);
+    if (e && !e.host && !seen.has(e)) {
+      seen.add(e);
+      reads.push([e, reg]);
+    }
+  }
+  if (reads.length > 0) flush(reads);
+  if (write) { for (const a of arrays) syncOne(a, true); }
+}
+
+/** Upload the host values of `arrays` that the device lacks, in one submit. */
+function prefetch(arrays: readonly Float32Array[]): void {
+  startWebGpu();
+  for (const a of arrays) {
+    const reg = regionOf(a);
+    const e = entryOf(reg, true)!;
+    if (!e.device || !e.owned) upload(e, reg);
+    e.owned = true;
+  }
+  flush([]);
+}
+
+/**
+ * Send everything recorded so far to the device (one submit) without reading anything back.
+ *
+ * @example
+ * ```ts
+ * import { flushWebGpu } from "./webgpu.ts";
+ * flushWebGpu(); // no-op when nothing is recorded
+ * ```
+ */
+export function flushWebGpu(): void {
+  if (rt) flush([]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calls: the buffers and dispatches of one primitive call, recorded into the batch
 
 const ALIGN = 256;
 
-interface HostIo {
-  arr: Float32Array | Int32Array;
+/** A buffer a call binds: an array range it reads or writes, or a device-only temporary. */
+interface Slot {
+  arr: Float32Array | Int32Array | null;
   lo: number;
   len: number;
-  off: number;
+  write: boolean;
+  load: boolean;
+  what: string;
+  /** Resolved at `run`: device buffer id and the element index of `arr[lo]` in it. */
+  id: number;
+  base: number;
 }
 
-class Program {
-  readonly bufs: BufSpec[] = [];
-  readonly steps: StepSpec[] = [];
-  readonly ins: HostIo[] = [];
-  readonly outs: HostIo[] = [];
-  readonly #sources: (() => string)[] = [];
-  #arenaBytes = 0;
-  constructor(readonly op: string, readonly info: WebGpuInfo) {}
+interface StepDraft {
+  build: (base: number[]) => { key: string; source: () => string; params: number[] };
+  reads: number[];
+  writes: number[];
+  groups: number[];
+  offsets: boolean;
+}
 
-  #check(len: number, what: string): void {
-    const bytes = len * 4, limit = this.info.maxStorageBufferBindingSize;
+function copyParams(n: number, srcOff: number, dstOff: number): number[] {
+  return [n, 1, srcOff, dstOff, n, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+}
+
+class Call {
+  readonly slots: Slot[] = [];
+  readonly #steps: StepDraft[] = [];
+  readonly #info: WebGpuInfo;
+  constructor(readonly op: string) {
+    this.#info = startWebGpu();
+  }
+
+  #check(bytes: number, what: string): void {
+    const limit = this.#info.maxStorageBufferBindingSize;
     if (bytes > limit) {
       throw new Error(
         `webgpu ${this.op}: ${what} needs ${fmtBytes(bytes)}, over this adapter's maxStorageBufferBindingSize of ` +
-          `${fmtBytes(limit)} (${this.info.description}); use a smaller batch or the cpu backend`,
+          `${fmtBytes(limit)} (${this.#info.description}); use a smaller batch or the cpu backend`,
       );
     }
   }
 
-  #slot(len: number): number {
-    const off = this.#arenaBytes;
-    this.#arenaBytes += Math.ceil((len * 4) / ALIGN) * ALIGN;
-    return off;
+  #slot(arr: Float32Array | Int32Array | null, lo: number, len: number, write: boolean, load: boolean, what: string) {
+    this.#check(arr ? regionOf(arr).bytes : len * 4, what);
+    this.slots.push({ arr, lo, len, write, load, what, id: -1, base: 0 });
+    return this.slots.length - 1;
   }
 
-  /** Upload `arr[lo, lo + len)`; returns the buffer index. */
+  /** Read `arr[lo, lo + len)`; returns the slot index. */
   input(arr: Float32Array | Int32Array, lo: number, len: number, what: string): number {
-    this.#check(len, what);
-    const off = this.#slot(len);
-    this.ins.push({ arr, lo, len, off });
-    this.bufs.push({ bytes: Math.max(4, len * 4), upload: off, zero: false, readback: -1 });
-    return this.bufs.length - 1;
+    return this.#slot(arr, lo, len, false, false, what);
   }
 
-  /** A result read back into `arr[lo, lo + len)`; `load` uploads the old contents first (accumulation). */
+  /** Write `arr[lo, lo + len)`; `load`: the kernel reads the old contents too (accumulation). */
   output(arr: Float32Array, lo: number, len: number, load: boolean, what: string): number {
-    this.#check(len, what);
-    const off = this.#slot(len);
-    if (load) this.ins.push({ arr, lo, len, off });
-    this.outs.push({ arr, lo, len, off });
-    this.bufs.push({ bytes: Math.max(4, len * 4), upload: load ? off : -1, zero: !load, readback: off });
-    return this.bufs.length - 1;
+    return this.#slot(arr, lo, len, true, load, what);
   }
 
+  /** A device-only scratch buffer of `len` floats, freed with the batch. */
+  temp(len: number, what: string): number {
+    return this.#slot(null, 0, len, true, false, what);
+  }
+
+  /** A kernel indexing its buffers from 0 (slots that do not start a device buffer are staged through a copy). */
   step(key: string, source: () => string, params: number[], reads: number[], writes: number[], groups: number[]) {
-    const p = new Uint32Array(64);
-    p.set(params);
-    this.steps.push({ key, params: p, reads, writes, groups: [groups[0], groups[1] ?? 1, groups[2] ?? 1] });
-    this.#sources.push(source);
+    this.#steps.push({ build: () => ({ key, source, params }), reads, writes, groups, offsets: false });
+  }
+
+  /** A kernel that takes element offsets of its buffers as parameters: `build` gets `base[slot]`. */
+  stepWithOffsets(build: StepDraft["build"], reads: number[], writes: number[], groups: number[]) {
+    this.#steps.push({ build, reads, writes, groups, offsets: true });
+  }
+
+  #resolve(s: Slot): void {
+    if (!s.arr) {
+      s.id = newId(s.len * 4);
+      batch.frees.push(s.id);
+      s.base = 0;
+      return;
+    }
+    const reg = regionOf(s.arr);
+    const e = entryOf(reg, true)!;
+    const base = (s.arr.byteOffset - reg.start) / 4 + s.lo;
+    if (!e.device || !e.owned) {
+      const whole = base === 0 && s.len * 4 === reg.bytes;
+      if (!s.write || s.load || !whole) upload(e, reg);
+      else {
+        // Fully overwritten: a fresh buffer, no upload.
+        if (e.id >= 0) batch.frees.push(e.id);
+        e.id = newId(reg.bytes);
+        e.device = true;
+      }
+    }
+    if (s.write) {
+      e.host = false;
+      e.owned = true;
+    }
+    s.id = e.id;
+    s.base = base;
+  }
+
+  #emit(key: string, source: () => string, params: number[], binds: number[], reads: number, groups: number[]): void {
+    const r = rt!;
+    const i = batch.steps.length;
+    if ((i + 1) * 64 > batch.params.length) {
+      const grown = new Uint32Array(batch.params.length * 2);
+      grown.set(batch.params);
+      batch.params = batchParams = grown;
+    }
+    batch.params.fill(0, i * 64, (i + 1) * 64);
+    for (let k = 0; k < params.length; k++) batch.params[i * 64 + k] = params[k] >>> 0;
+    const step: StepSpec = { key, binds, reads, groups: [groups[0], groups[1] ?? 1, groups[2] ?? 1] };
+    if (!r.sent.has(key)) {
+      step.source = source();
+      r.sent.add(key);
+    }
+    batch.steps.push(step);
+  }
+
+  /** Copy `len` floats between device buffers (staging). */
+  #copy(src: number, srcOff: number, dst: number, dstOff: number, len: number): void {
+    this.#emit(
+      "copyStrided:copy",
+      () => K.copyStridedSource("copy"),
+      copyParams(len, srcOff, dstOff),
+      [src, dst],
+      1,
+      grid(len),
+    );
+  }
+
+  #stage(s: Slot, copyIn: boolean): [number, number] {
+    const id = newId(s.len * 4);
+    batch.frees.push(id);
+    if (copyIn) this.#copy(s.id, s.base, id, 0, s.len);
+    return [id, 0];
   }
 
   run(): void {
-    const r = rt!;
-    r.calls++;
-    if (r.arena.byteLength < this.#arenaBytes) {
-      r.arena = new SharedArrayBuffer(Math.max(this.#arenaBytes, r.arena.byteLength * 2));
-      r.arenaSent = false;
+    // Reads first: a kernel that overwrites an array it also reads must see the uploaded values.
+    for (const s of this.slots) if (!s.write) this.#resolve(s);
+    for (const s of this.slots) if (s.write) this.#resolve(s);
+    for (const st of this.#steps) {
+      const ids: number[] = this.slots.map((s) => s.id), base = this.slots.map((s) => s.base);
+      const writeIds = new Set(st.writes.map((w) => ids[w]));
+      const after: [number, number][] = []; // staged writes to copy back: [slot, temp id]
+      for (const rd of st.reads) {
+        // A buffer bound read-only and writable in one dispatch fails validation: read a copy.
+        if (writeIds.has(ids[rd]) || (!st.offsets && base[rd] !== 0)) {
+          [ids[rd], base[rd]] = this.#stage(this.slots[rd], true);
+        }
+      }
+      for (const w of st.writes) {
+        if (!st.offsets && base[w] !== 0) {
+          const s = this.slots[w];
+          [ids[w], base[w]] = this.#stage(s, s.load);
+          after.push([w, ids[w]]);
+        }
+      }
+      const { key, source, params } = st.build(base);
+      this.#emit(
+        key,
+        source,
+        params,
+        [...st.reads.map((k) => ids[k]), ...st.writes.map((k) => ids[k])],
+        st.reads.length,
+        st.groups,
+      );
+      for (const [w, tmp] of after) {
+        const s = this.slots[w];
+        this.#copy(tmp, 0, s.id, s.base, s.len);
+      }
     }
-    const arena = r.arena;
-    for (const io of this.ins) {
-      const view = io.arr instanceof Int32Array
-        ? new Int32Array(arena, io.off, io.len)
-        : new Float32Array(arena, io.off, io.len);
-      view.set(io.arr.subarray(io.lo, io.lo + io.len) as never);
-    }
-    this.steps.forEach((s, i) => {
-      if (r.sent.has(s.key)) return;
-      s.source = this.#sources[i]();
-      r.sent.add(s.key);
-    });
-    const msg: ExecMessage = { type: "exec", bufs: this.bufs, steps: this.steps };
-    if (!r.arenaSent) {
-      msg.arena = arena;
-      r.arenaSent = true;
-    }
-    Atomics.store(r.ctrl, CTRL.status, STATUS.pending);
-    r.worker.postMessage(msg);
-    const waited = Atomics.wait(r.ctrl, CTRL.status, STATUS.pending, WAIT_MS);
-    const status = Atomics.load(r.ctrl, CTRL.status);
-    if (waited === "timed-out" || status !== STATUS.ok) {
-      const m = status === STATUS.error ? readMessage(r) : { detail: `no answer in ${WAIT_MS / 1000} s` };
-      // A failed program may have left sources unsent; resend them next time.
-      for (const s of this.steps) if (s.source !== undefined) r.sent.delete(s.key);
-      throw new Error(`webgpu ${this.op}: ${m.detail}`);
-    }
-    for (const io of this.outs) {
-      io.arr.set(new Float32Array(arena, io.off, io.len), io.lo);
-    }
+    rt!.calls++;
+    batch.calls++;
+    batch.ops.add(this.op);
+    if (batch.steps.length >= MAX_BATCH_STEPS || batch.arenaBytes >= MAX_BATCH_ARENA) flush([]);
   }
+}
+
+/** Whether the host copy of `arr` is current (false only when the device computed newer values). */
+function hostCurrent(arr: Float32Array | Int32Array): boolean {
+  if (!rt) return true;
+  const e = entryOf(regionOf(arr), false);
+  return !e || e.host;
 }
 
 function fmtBytes(b: number): string {
@@ -377,8 +744,8 @@ function grid(n: number): number[] {
   return [Math.ceil(g / y), y];
 }
 
-function program(op: string): Program {
-  return new Program(op, startWebGpu());
+function program(op: string): Call {
+  return new Call(op);
 }
 
 /**
@@ -425,9 +792,16 @@ function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: 
   const n = x.length;
   if (n === 0) return;
   const p = program(op);
-  const ix = p.input(x, 0, n, `input [${n}]`);
-  const io = p.output(out, 0, n, false, `output [${n}]`);
-  p.step(`unary:${op}`, () => K.unarySource(op), [n, f32bits(p0), f32bits(p1)], [ix], [io], grid(n));
+  const params = [n, f32bits(p0), f32bits(p1)];
+  if (sameView(x, out)) {
+    // In place (activations applied to a layer's fresh output): one read-write binding, no staging copy.
+    const io = p.output(out, 0, n, true, `input/output [${n}]`);
+    p.step(`unary:${op}:inplace`, () => K.unarySource(op, true), params, [], [io], grid(n));
+  } else {
+    const ix = p.input(x, 0, n, `input [${n}]`);
+    const io = p.output(out, 0, n, false, `output [${n}]`);
+    p.step(`unary:${op}`, () => K.unarySource(op), params, [ix], [io], grid(n));
+  }
   p.run();
 }
 
@@ -459,6 +833,11 @@ function broadcastParams(op: string, outShape: readonly number[], shapes: (reado
   return params;
 }
 
+/** Whether two arrays are the same elements of the same memory. */
+function sameView(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -475,10 +854,21 @@ function binary(
   const n = shapeSize(outShape);
   if (n === 0) return;
   const p = program(op);
+  const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
+  const inA = same && sameView(a, out), inB = same && sameView(b, out);
+  if (inA !== inB) {
+    // Accumulation in place (`gx = gx + gy`): bind `out` once, read-write.
+    const other = inA ? b : a;
+    const bx = p.input(other, 0, n, `operand ${fmtShape(outShape)}`);
+    const bo = p.output(out, 0, n, true, `input/output ${fmtShape(outShape)}`);
+    const which = inA ? "a" : "b";
+    p.step(`binary:${op}:inplace:${which}`, () => K.binarySource(op, true, which), [n], [bx], [bo], grid(n));
+    p.run();
+    return;
+  }
   const ba = p.input(a, 0, shapeSize(aShape), `operand ${fmtShape(aShape)}`);
   const bb = p.input(b, 0, shapeSize(bShape), `operand ${fmtShape(bShape)}`);
   const bo = p.output(out, 0, n, false, `output ${fmtShape(outShape)}`);
-  const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
   const params = same ? [n] : broadcastParams(op, outShape, [aShape, bShape]);
   p.step(`binary:${op}:${same}`, () => K.binarySource(op, same), params, [ba, bb], [bo], grid(n));
   p.run();
@@ -583,12 +973,23 @@ function gemm(
   const tile = kind === "tiled" ? 64 : 32;
   const groups = [Math.ceil(n / tile), Math.ceil(m / tile)];
   if (groups[0] > 65535 || groups[1] > 65535) throw new Error(`webgpu gemm: ${m}x${n} output is too large to dispatch`);
-  const vecA = kind === "blocked" && lda % 4 === 0, vecB = kind === "blocked" && ldb % 4 === 0;
-  const source = kind === "tiled"
-    ? () => K.gemmTiledSource(transA, transB)
-    : () => K.gemmBlockedSource(transA, transB, vecA, vecB);
-  const params = [m, n, k, lda, ldb, ldc, f32bits(alpha), beta === 0 ? 0 : f32bits(beta)];
-  p.step(`gemm:${kind}:${transA}:${transB}:${vecA}:${vecB}`, source, params, [ba, bb], [bc], groups);
+  p.stepWithOffsets(
+    (base) => {
+      // vec4 loads need the operand's leading dimension and offset in whole vec4s.
+      const vecA = kind === "blocked" && lda % 4 === 0 && base[ba] % 4 === 0;
+      const vecB = kind === "blocked" && ldb % 4 === 0 && base[bb] % 4 === 0;
+      return {
+        key: `gemm:${kind}:${transA}:${transB}:${vecA}:${vecB}`,
+        source: kind === "tiled"
+          ? () => K.gemmTiledSource(transA, transB)
+          : () => K.gemmBlockedSource(transA, transB, vecA, vecB),
+        params: [m, n, k, lda, ldb, ldc, f32bits(alpha), beta === 0 ? 0 : f32bits(beta), base[ba], base[bb], base[bc]],
+      };
+    },
+    [ba, bb],
+    [bc],
+    groups,
+  );
   p.run();
 }
 
@@ -686,25 +1087,33 @@ function copyStrided(
     `destination of a strided copy over ${fmtShape(shape)}`,
   );
   const mode = !accumulate ? "copy" : inj ? "add" : "atomic";
-  const params = [n, c.shape.length, srcOffset - sLo, dstOffset - dLo];
-  params.push(...padTo(c.shape, 6), ...padTo(c.strides[0], 6), ...padTo(c.strides[1], 6));
-  // Negative strides/offsets travel as i32 bits.
-  const bits = Array.from(new Uint32Array(Int32Array.from(params).buffer));
-  p.step(`copyStrided:${mode}`, () => K.copyStridedSource(mode), bits, [bs], [bd], grid(n));
+  p.stepWithOffsets(
+    (base) => {
+      const params = [n, c.shape.length, base[bs] + srcOffset - sLo, base[bd] + dstOffset - dLo];
+      params.push(...padTo(c.shape, 6), ...padTo(c.strides[0], 6), ...padTo(c.strides[1], 6));
+      // Negative strides travel as i32 bits (`>>> 0` when packed).
+      return { key: `copyStrided:${mode}`, source: () => K.copyStridedSource(mode), params };
+    },
+    [bs],
+    [bd],
+    grid(n),
+  );
   p.run();
 }
 
-/** Validate indices on the host (they live there) with the CPU backend's message, as i32. */
-function indices(index: IndexArray, len: number, n: number, op: string): Int32Array {
-  const out = new Int32Array(len);
+/**
+ * Check host indices with the CPU backend's message; returns whether the kernel reads them as floats. Indices that
+ * the device computed (argmax) are valid by construction and stay there unchecked.
+ */
+function checkIndices(index: IndexArray, len: number, n: number, op: string): boolean {
+  if (index instanceof Float32Array && !hostCurrent(index)) return true;
   for (let i = 0; i < len; i++) {
     const v = index[i];
     if (!(v >= 0 && v < n) || v !== Math.floor(v)) {
       throw new RangeError(`${op}: index ${v} out of range for an axis of size ${n}`);
     }
-    out[i] = v;
   }
-  return out;
+  return index instanceof Float32Array;
 }
 
 function gather(
@@ -718,12 +1127,12 @@ function gather(
 ): void {
   const total = outer * m * inner;
   if (total === 0) return;
-  const idx = indices(index, total, n, "gather");
+  const f = checkIndices(index, total, n, "gather");
   const p = program("gather");
   const bx = p.input(x, 0, outer * n * inner, `input [${outer},${n},${inner}]`);
-  const bi = p.input(idx, 0, total, `index [${outer},${m},${inner}]`);
+  const bi = p.input(index, 0, total, `index [${outer},${m},${inner}]`);
   const bo = p.output(out, 0, total, false, `output [${outer},${m},${inner}]`);
-  p.step("gather", K.gatherSource, [total, m, n, inner], [bx, bi], [bo], grid(total));
+  p.step(`gather:${f}`, () => K.gatherSource(f), [total, m, n, inner], [bx, bi], [bo], grid(total));
   p.run();
 }
 
@@ -738,12 +1147,12 @@ function scatterAdd(
 ): void {
   const total = outer * n * inner, len = outer * m * inner;
   if (total === 0 || len === 0) return;
-  const idx = indices(index, len, n, "gather");
+  const f = checkIndices(index, len, n, "gather");
   const p = program("scatterAdd");
   const bg = p.input(g, 0, len, `gradient [${outer},${m},${inner}]`);
-  const bi = p.input(idx, 0, len, `index [${outer},${m},${inner}]`);
+  const bi = p.input(index, 0, len, `index [${outer},${m},${inner}]`);
   const bo = p.output(gx, 0, total, true, `input gradient [${outer},${n},${inner}]`);
-  p.step("scatterAdd", K.scatterAddSource, [total, m, n, inner], [bg, bi], [bo], grid(total));
+  p.step(`scatterAdd:${f}`, () => K.scatterAddSource(f), [total, m, n, inner], [bg, bi], [bo], grid(total));
   p.run();
 }
 
@@ -775,6 +1184,116 @@ function logSoftmaxGrad(
   p.run();
 }
 
+function fill(out: Float32Array, value: number): void {
+  const n = out.length;
+  if (n === 0) return;
+  const p = program("fill");
+  const bo = p.output(out, 0, n, false, `output [${n}]`);
+  p.step("fill", K.fillSource, [n, f32bits(value)], [], [bo], grid(n));
+  p.run();
+}
+
+function adamStep(
+  x: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  beta1: number,
+  beta2: number,
+  stepSize: number,
+  bc2Sqrt: number,
+  eps: number,
+  weightDecay: number,
+): void {
+  const n = x.length;
+  if (n === 0) return;
+  const p = program("adamStep");
+  const what = `parameter [${n}]`;
+  const bg = p.input(g, 0, n, what);
+  const bx = p.output(x, 0, n, true, what), bm = p.output(m, 0, n, true, what), bv = p.output(v, 0, n, true, what);
+  const params = [n, f32bits(1 - beta1), f32bits(beta2), f32bits(stepSize), f32bits(1 / bc2Sqrt), f32bits(eps)];
+  params.push(f32bits(weightDecay), f32bits(1 - beta2));
+  p.step("adam", K.adamSource, params, [bg], [bx, bm, bv], grid(n));
+  p.run();
+}
+
+function rmspropStep(
+  x: Float32Array,
+  g: Float32Array,
+  squareAvg: Float32Array,
+  gradAvg: Float32Array | null,
+  momentumBuf: Float32Array | null,
+  lr: number,
+  alpha: number,
+  eps: number,
+  weightDecay: number,
+  momentum: number,
+): void {
+  const n = x.length;
+  if (n === 0) return;
+  const p = program("rmspropStep");
+  const what = `parameter [${n}]`;
+  const bg = p.input(g, 0, n, what);
+  const writes = [p.output(x, 0, n, true, what), p.output(squareAvg, 0, n, true, what)];
+  if (gradAvg) writes.push(p.output(gradAvg, 0, n, true, what));
+  if (momentumBuf) writes.push(p.output(momentumBuf, 0, n, true, what));
+  const c = gradAvg !== null, mo = momentumBuf !== null;
+  const params = [n, f32bits(lr), f32bits(alpha), f32bits(eps), f32bits(weightDecay), f32bits(momentum)];
+  params.push(f32bits(1 - alpha));
+  p.step(`rmsprop:${c}:${mo}`, () => K.rmspropSource(c, mo), params, [bg], writes, grid(n));
+  p.run();
+}
+
+function sgdStep(
+  x: Float32Array,
+  g: Float32Array,
+  momentumBuf: Float32Array | null,
+  lr: number,
+  momentum: number,
+  dampening: number,
+  weightDecay: number,
+  nesterov: boolean,
+  first: boolean,
+): void {
+  const n = x.length;
+  if (n === 0) return;
+  const p = program("sgdStep");
+  const what = `parameter [${n}]`;
+  const bg = p.input(g, 0, n, what);
+  const writes = [p.output(x, 0, n, true, what)];
+  if (momentumBuf) writes.push(p.output(momentumBuf, 0, n, true, what));
+  const mo = momentumBuf !== null;
+  const params = [n, f32bits(lr), f32bits(momentum), f32bits(1 - dampening), f32bits(weightDecay), first ? 1 : 0];
+  p.step(`sgd:${mo}:${nesterov}`, () => K.sgdSource(mo, nesterov), params, [bg], writes, grid(n));
+  p.run();
+}
+
+/** Workgroups of the sum-of-squares pass over `n` values (each thread sums ≥ 16 values, at most 64 groups). */
+function sumSquaresGroups(n: number): number {
+  return Math.max(1, Math.min(64, Math.ceil(n / (K.WG * 16))));
+}
+
+function clipGradNorm(grads: readonly Float32Array[], maxNorm: number, norm: Float32Array): void {
+  if (norm.length < 1) throw new Error("clipGradNorm: norm needs one element");
+  const list = grads.filter((g) => g.length > 0);
+  const p = program("clipGradNorm");
+  const slots = list.map((g) => p.output(g, 0, g.length, true, `gradient [${g.length}]`));
+  const total = list.reduce((s, g) => s + sumSquaresGroups(g.length), 0);
+  const partial = p.temp(Math.max(1, total), "partial sums of squares");
+  const coef = p.temp(1, "clipping coefficient");
+  const bn = p.output(norm, 0, 1, false, "norm");
+  let off = 0;
+  list.forEach((g, i) => {
+    const G = sumSquaresGroups(g.length);
+    p.step("sumSquares", K.sumSquaresSource, [g.length, G, off], [slots[i]], [partial], [G]);
+    off += G;
+  });
+  if (total === 0) p.step("fill", K.fillSource, [1, 0], [], [partial], [1]);
+  p.step("clipCoef", K.clipCoefSource, [Math.max(1, total), f32bits(maxNorm)], [partial], [bn, coef], [1]);
+  list.forEach((g, i) => p.step("scaleBy", K.scaleBySource, [g.length], [coef], [slots[i]], grid(g.length)));
+  p.run();
+}
+
 /**
  * The WebGPU backend instance (registered as `"webgpu"`). The device starts on first use; `useBackend("webgpu")`
  * starts it eagerly so a missing adapter fails at selection time.
@@ -784,6 +1303,7 @@ function logSoftmaxGrad(
  * import { webgpuBackend } from "./webgpu.ts";
  * const c = new Float32Array(4);
  * webgpuBackend.gemm(false, false, 2, 2, 1, 1, new Float32Array([1, 2]), new Float32Array([3, 4]), 0, c);
+ * webgpuBackend.sync!(c, false); // the call was recorded: read the result back
  * console.log(c); // [3, 4, 6, 8]
  * ```
  */
@@ -803,4 +1323,11 @@ export const webgpuBackend: Backend = {
   scatterAdd,
   logSoftmax,
   logSoftmaxGrad,
+  fill,
+  adamStep,
+  rmspropStep,
+  sgdStep,
+  clipGradNorm,
+  sync,
+  prefetch,
 };

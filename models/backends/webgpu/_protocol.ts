@@ -32,39 +32,38 @@ export interface InitMessage {
   msg: SharedArrayBuffer;
 }
 
-/** One GPU buffer of a program. */
-export interface BufSpec {
-  /** Bytes used (the pooled buffer may be larger). */
-  bytes: number;
-  /** Arena byte offset to upload from, or -1. */
-  upload: number;
-  /** Zero-fill when not uploaded. */
-  zero: boolean;
-  /** Arena byte offset to read the result back into, or -1. */
-  readback: number;
-}
-
 /** One compute dispatch. */
 export interface StepSpec {
   /** Pipeline cache key. */
   key: string;
   /** WGSL, sent only the first time a key is used. */
   source?: string;
-  /** Up to 64 u32 parameters, bound read-only at binding 0. */
-  params: Uint32Array;
-  /** Buffer indices bound read-only at bindings 1.. */
-  reads: number[];
-  /** Buffer indices bound read-write after the read-only ones. */
-  writes: number[];
+  /** Buffer ids bound read-only at bindings 1.., then read-write ones after them. */
+  binds: number[];
+  /** How many of `binds` are read-only. */
+  reads: number;
   /** Workgroup counts. */
   groups: [number, number, number];
 }
 
-/** Run steps in one compute pass, one submit, and read back the marked buffers with one wait. */
+/**
+ * A batch of recorded work, run as one compute pass and one submit. Device buffers are named by ids the main thread
+ * hands out; each upload goes to a freshly allocated id (uploads land before the pass, so reusing an id that earlier
+ * steps of the batch read would change what they see).
+ */
 export interface ExecMessage {
   type: "exec";
   /** A new arena when the main thread had to grow it. */
   arena?: SharedArrayBuffer;
-  bufs: BufSpec[];
+  /** `[id, bytes]` pairs to allocate before anything else. */
+  allocs: number[];
+  /** `[id, arenaByteOffset, bytes]` triples written before the pass. */
+  uploads: number[];
+  /** 64 u32 parameters per step, bound read-only at binding 0 (256-byte slots). */
+  params: Uint32Array;
   steps: StepSpec[];
+  /** `[id, arenaByteOffset, bytes]` triples copied back into the arena after the pass (one wait for all). */
+  readbacks: number[];
+  /** Ids returned to the pool after the submit. */
+  frees: number[];
 }

@@ -1,9 +1,10 @@
 /**
  * The thread that owns the WebGPU device. The main thread's `Backend` is synchronous while WebGPU readback is
- * asynchronous (`mapAsync`), so the main thread sends one program per primitive call here and blocks in
- * `Atomics.wait` until the results are in the shared arena. This worker is a dumb executor: kernel choice, WGSL
- * and dispatch sizes are decided on the main thread (`../webgpu.ts`); here live the device, the buffer pools and the
- * pipeline cache, so a steady-state call allocates no GPU buffers and compiles no shaders.
+ * asynchronous (`mapAsync`), so the main thread records primitive calls into batches, sends a batch here when the
+ * host needs values (or the batch grows large), and blocks in `Atomics.wait` until the worker has submitted it and
+ * copied the requested buffers into the shared arena. This worker is a dumb executor: kernel choice, WGSL, buffer
+ * ids and dispatch sizes are decided on the main thread (`../webgpu.ts`); here live the device, the buffers, their
+ * pools and the pipeline cache, so a steady-state batch allocates no GPU buffers and compiles no shaders.
  *
  * @module
  */
@@ -111,74 +112,77 @@ async function init(m: InitMessage): Promise<void> {
   });
 }
 
+/** Device buffers by the main thread's ids (each a pooled buffer of at least the requested size). */
+const buffers = new Map<number, GPUBuffer>();
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
 async function exec(m: ExecMessage): Promise<void> {
   const dev = device!;
   if (m.arena) arena = new Uint8Array(m.arena);
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const bufs = m.bufs.map((b) => take(storagePool, b.bytes, usage));
-  const params = take(storagePool, Math.max(256, m.steps.length * 256), usage);
+  for (let i = 0; i < m.allocs.length; i += 2) buffers.set(m.allocs[i], take(storagePool, m.allocs[i + 1], USAGE));
+  const params = m.steps.length > 0 ? take(storagePool, m.steps.length * 256, USAGE) : null;
   dev.pushErrorScope("validation");
   let scoped = true;
   try {
-    await run(dev, m, bufs, params, () => (scoped = false));
+    await run(dev, m, params, () => (scoped = false));
   } finally {
     if (scoped) await dev.popErrorScope().catch(() => null); // keep the scope stack balanced after a throw
-    for (const b of bufs) give(storagePool, b);
-    give(storagePool, params);
+    if (params) give(storagePool, params);
+    // Freed after the submit: later batches reuse them in queue order, after this one's commands.
+    for (const id of m.frees) {
+      const b = buffers.get(id);
+      if (b) give(storagePool, b);
+      buffers.delete(id);
+    }
   }
   reply(STATUS.ok);
 }
 
-async function run(
-  dev: GPUDevice,
-  m: ExecMessage,
-  bufs: GPUBuffer[],
-  params: GPUBuffer,
-  popped: () => void,
-): Promise<void> {
-  const encoder = dev.createCommandEncoder();
-  m.bufs.forEach((b, i) => {
-    if (b.upload >= 0) {
-      // Straight from the shared arena (Deno accepts shared memory here; the DOM types do not say so).
-      dev.queue.writeBuffer(bufs[i], 0, arena as Uint8Array<ArrayBuffer>, b.upload, b.bytes);
-      stats[STAT.uploadBytes] += b.bytes;
-    } else if (b.zero) encoder.clearBuffer(bufs[i], 0, sizeClass(b.bytes));
-  });
-  // One params buffer per call: step i reads its 256-byte slot (the storage offset alignment).
-  const pbytes = new Uint8Array(m.steps.length * 256);
-  m.steps.forEach((s, i) =>
-    pbytes.set(new Uint8Array(s.params.buffer, s.params.byteOffset, s.params.byteLength), i * 256)
-  );
-  dev.queue.writeBuffer(params, 0, pbytes);
-  const pass = encoder.beginComputePass();
-  for (let i = 0; i < m.steps.length; i++) {
-    const s = m.steps[i];
-    const [bgl, pl] = layoutFor(s.reads.length, s.writes.length);
-    let pipeline = pipelines.get(s.key);
-    if (!pipeline) {
-      if (s.source === undefined) throw new Error(`webgpu worker: no WGSL source for kernel '${s.key}'`);
-      const module = dev.createShaderModule({ code: s.source, label: s.key });
-      pipeline = dev.createComputePipeline({ layout: pl, compute: { module, entryPoint: "main" }, label: s.key });
-      pipelines.set(s.key, pipeline);
-      stats[STAT.pipelineCompiles]++;
-    }
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params, offset: i * 256, size: 256 } }];
-    [...s.reads, ...s.writes].forEach((b, j) =>
-      entries.push({ binding: j + 1, resource: { buffer: bufs[b], size: sizeClass(m.bufs[b].bytes) } })
-    );
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, dev.createBindGroup({ layout: bgl, entries }));
-    pass.dispatchWorkgroups(s.groups[0], s.groups[1], s.groups[2]);
-    stats[STAT.dispatches]++;
+function buffer(id: number): GPUBuffer {
+  const b = buffers.get(id);
+  if (!b) throw new Error(`webgpu worker: unknown buffer id ${id}`);
+  return b;
+}
+
+async function run(dev: GPUDevice, m: ExecMessage, params: GPUBuffer | null, popped: () => void): Promise<void> {
+  for (let i = 0; i < m.uploads.length; i += 3) {
+    // Straight from the shared arena (Deno accepts shared memory here; the DOM types do not say so).
+    const bytes = m.uploads[i + 2];
+    dev.queue.writeBuffer(buffer(m.uploads[i]), 0, arena as Uint8Array<ArrayBuffer>, m.uploads[i + 1], bytes);
+    stats[STAT.uploadBytes] += bytes;
   }
-  pass.end();
+  const encoder = dev.createCommandEncoder();
+  if (params) {
+    // One params buffer per batch: step i reads its 256-byte slot (the storage offset alignment).
+    dev.queue.writeBuffer(params, 0, m.params as Uint32Array<ArrayBuffer>, 0, m.steps.length * 64);
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < m.steps.length; i++) {
+      const s = m.steps[i];
+      const [bgl, pl] = layoutFor(s.reads, s.binds.length - s.reads);
+      let pipeline = pipelines.get(s.key);
+      if (!pipeline) {
+        if (s.source === undefined) throw new Error(`webgpu worker: no WGSL source for kernel '${s.key}'`);
+        const module = dev.createShaderModule({ code: s.source, label: s.key });
+        pipeline = dev.createComputePipeline({ layout: pl, compute: { module, entryPoint: "main" }, label: s.key });
+        pipelines.set(s.key, pipeline);
+        stats[STAT.pipelineCompiles]++;
+      }
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params, offset: i * 256, size: 256 } }];
+      s.binds.forEach((id, j) => entries.push({ binding: j + 1, resource: { buffer: buffer(id) } }));
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, dev.createBindGroup({ layout: bgl, entries }));
+      pass.dispatchWorkgroups(s.groups[0], s.groups[1], s.groups[2]);
+      stats[STAT.dispatches]++;
+    }
+    pass.end();
+  }
   const reads: [number, GPUBuffer][] = [];
-  m.bufs.forEach((b, i) => {
-    if (b.readback < 0) return;
-    const st = take(stagingPool, b.bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    encoder.copyBufferToBuffer(bufs[i], 0, st, 0, b.bytes);
+  for (let i = 0; i < m.readbacks.length; i += 3) {
+    const bytes = m.readbacks[i + 2];
+    const st = take(stagingPool, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    encoder.copyBufferToBuffer(buffer(m.readbacks[i]), 0, st, 0, Math.ceil(bytes / 4) * 4);
     reads.push([i, st]);
-  });
+  }
   dev.queue.submit([encoder.finish()]);
   stats[STAT.submits]++;
   const err = await dev.popErrorScope();
@@ -186,13 +190,13 @@ async function run(
   if (err) throw new Error(`WebGPU validation error: ${err.message}`);
   if (reads.length > 0) {
     // All maps in flight together: Deno's mapAsync sleeps ~10 ms per wait, so one wait covers every output.
-    await Promise.all(reads.map(([i, st]) => st.mapAsync(GPUMapMode.READ, 0, sizeClass(m.bufs[i].bytes))));
+    await Promise.all(reads.map(([, st]) => st.mapAsync(GPUMapMode.READ, 0, st.size)));
     stats[STAT.readbacks]++;
     for (const [i, st] of reads) {
-      const b = m.bufs[i];
-      arena.set(new Uint8Array(st.getMappedRange(0, sizeClass(b.bytes)), 0, b.bytes), b.readback);
+      const bytes = m.readbacks[i + 2];
+      arena.set(new Uint8Array(st.getMappedRange(0, st.size), 0, bytes), m.readbacks[i + 1]);
       st.unmap();
-      stats[STAT.readbackBytes] += b.bytes;
+      stats[STAT.readbackBytes] += bytes;
       give(stagingPool, st);
     }
   }

@@ -112,9 +112,10 @@ function unaryExpr(op: UnaryOp): string {
   }
 }
 
-/** `out[i] = op(x[i])`; params `[n, p0, p1]`. */
-export function unarySource(op: UnaryOp): string {
-  return header(["x"], ["out"]) + MATH + elementwise(`  let v = x[i];\n  out[i] = ${unaryExpr(op)};`);
+/** `out[i] = op(x[i])`; params `[n, p0, p1]`. `inPlace`: `x` is `out` (one read-write binding). */
+export function unarySource(op: UnaryOp, inPlace = false): string {
+  return header(inPlace ? [] : ["x"], ["out"]) + MATH +
+    elementwise(`  let v = ${inPlace ? "out" : "x"}[i];\n  out[i] = ${unaryExpr(op)};`);
 }
 
 function unaryGradExpr(op: UnaryOp): string {
@@ -194,8 +195,17 @@ const BROADCAST_WALK = `
   }
 `;
 
-/** Broadcasting binary op; `same` when both operands already have the output shape. */
-export function binarySource(op: BinaryOp, same: boolean): string {
+/**
+ * Broadcasting binary op; `same` when both operands already have the output shape. `inPlace` (with `same`): that
+ * operand is `out`, bound once read-write (WebGPU rejects one buffer bound read-only and writable in a dispatch).
+ */
+export function binarySource(op: BinaryOp, same: boolean, inPlace?: "a" | "b"): string {
+  if (same && inPlace) {
+    const other = inPlace === "a" ? "b" : "a";
+    return header([other], ["out"]) +
+      elementwise(`  let ${inPlace === "a" ? "u" : "w"} = out[i];\n  let ${inPlace === "a" ? "w" : "u"} = ${other}[i];
+  out[i] = ${binaryExpr(op)};`);
+  }
   const body = same
     ? `  let u = a[i];\n  let w = b[i];\n  out[i] = ${binaryExpr(op)};`
     : `${BROADCAST_WALK}  let u = a[ia];\n  let w = b[ib];\n  out[i] = ${binaryExpr(op)};`;
@@ -258,14 +268,14 @@ ${body}`);
 
 function gemmAccess(transA: boolean, transB: boolean): string {
   return `
-fn A_(i: u32, p: u32) -> f32 { return a[${transA ? "p * P[3] + i" : "i * P[3] + p"}]; }
-fn B_(p: u32, j: u32) -> f32 { return b[${transB ? "j * P[4] + p" : "p * P[4] + j"}]; }
+fn A_(i: u32, p: u32) -> f32 { return a[P[8] + ${transA ? "p * P[3] + i" : "i * P[3] + p"}]; }
+fn B_(p: u32, j: u32) -> f32 { return b[P[9] + ${transB ? "j * P[4] + p" : "p * P[4] + j"}]; }
 ` + STORE_C;
 }
 
 const STORE_C = `
 fn store_(r: u32, col: u32, v: f32) {
-  let idx = r * P[5] + col;
+  let idx = P[10] + r * P[5] + col;
   if (P[7] == 0u) { c[idx] = pf(6u) * v; } else { c[idx] = pf(6u) * v + pf(7u) * c[idx]; }
 }
 `;
@@ -275,7 +285,8 @@ fn store_(r: u32, col: u32, v: f32) {
  * fast one on CPU adapters (lavapipe), where workgroup barriers are expensive. K advances 4 at a time; with
  * `vecA`/`vecB` (leading dimension a multiple of 4) an operand is read as 16-byte `vec4` loads: every WGSL access
  * carries a bounds check, and on lavapipe those checks cost more than the arithmetic. A scalar loop finishes K % 4.
- * Params `[M, N, K, lda, ldb, ldc, alpha, beta]` (beta's raw bits: 0 means "ignore C").
+ * Params `[M, N, K, lda, ldb, ldc, alpha, beta, aOff, bOff, cOff]` (beta's raw bits: 0 means "ignore C"; element
+ * offsets of the operands in their buffers, multiples of 4 for the vec4 operands).
  */
 export function gemmBlockedSource(transA: boolean, transB: boolean, vecA = false, vecB = false): string {
   const types: Record<string, string> = {};
@@ -286,22 +297,23 @@ export function gemmBlockedSource(transA: boolean, transB: boolean, vecA = false
   const scalar = `
 fn aS(k: u32) -> f32 { return ${sa}; }
 fn bS(k: u32) -> f32 { return ${sb}; }
-fn A_(i: u32, p: u32) -> f32 { return aS(${transA ? "p * P[3] + i" : "i * P[3] + p"}); }
-fn B_(p: u32, j: u32) -> f32 { return bS(${transB ? "j * P[4] + p" : "p * P[4] + j"}); }
+fn A_(i: u32, p: u32) -> f32 { return aS(P[8] + ${transA ? "p * P[3] + i" : "i * P[3] + p"}); }
+fn B_(p: u32, j: u32) -> f32 { return bS(P[9] + ${transB ? "j * P[4] + p" : "p * P[4] + j"}); }
 `;
   // av[q]: A(ra[q], p..p+3) for q in rows (as vec4 over the 4 p's); bt[pp]: B(p + pp, cb) (vec4 over columns).
   let loadA: string;
-  if (vecA && !transA) loadA = "for (var q = 0u; q < 4u; q++) { av[q] = a[(ra[q] * lda + p) / 4u]; }";
+  if (vecA && !transA) loadA = "for (var q = 0u; q < 4u; q++) { av[q] = a[(P[8] + ra[q] * lda + p) / 4u]; }";
   else if (vecA && transA) {
     loadA =
-      "var at: array<vec4<f32>, 4>;\n    for (var pp = 0u; pp < 4u; pp++) { at[pp] = a[((p + pp) * lda + r0) / 4u]; }\n" +
+      "var at: array<vec4<f32>, 4>;\n    for (var pp = 0u; pp < 4u; pp++) { at[pp] = a[(P[8] + (p + pp) * lda + r0) / 4u]; }\n" +
       "    for (var q = 0u; q < 4u; q++) { av[q] = vec4<f32>(at[0][q], at[1][q], at[2][q], at[3][q]); }";
   } else {loadA =
       "for (var q = 0u; q < 4u; q++) { av[q] = vec4<f32>(A_(ra[q], p), A_(ra[q], p + 1u), A_(ra[q], p + 2u), A_(ra[q], p + 3u)); }";}
   let loadB: string;
-  if (vecB && !transB) loadB = "for (var pp = 0u; pp < 4u; pp++) { bt[pp] = b[((p + pp) * ldb + c0) / 4u]; }";
+  if (vecB && !transB) loadB = "for (var pp = 0u; pp < 4u; pp++) { bt[pp] = b[(P[9] + (p + pp) * ldb + c0) / 4u]; }";
   else if (vecB && transB) {
-    loadB = "var bj: array<vec4<f32>, 4>;\n    for (var q = 0u; q < 4u; q++) { bj[q] = b[(cb[q] * ldb + p) / 4u]; }\n" +
+    loadB =
+      "var bj: array<vec4<f32>, 4>;\n    for (var q = 0u; q < 4u; q++) { bj[q] = b[(P[9] + cb[q] * ldb + p) / 4u]; }\n" +
       "    for (var pp = 0u; pp < 4u; pp++) { bt[pp] = vec4<f32>(bj[0][pp], bj[1][pp], bj[2][pp], bj[3][pp]); }";
   } else {loadB =
       "for (var pp = 0u; pp < 4u; pp++) { bt[pp] = vec4<f32>(B_(p + pp, cb.x), B_(p + pp, cb.y), B_(p + pp, cb.z), B_(p + pp, cb.w)); }";}
@@ -481,17 +493,20 @@ export function copyStridedSource(mode: "copy" | "add" | "atomic"): string {
 ${store}`);
 }
 
-/** `out[o, j, i] = x[o, index[o, j, i], i]`; params `[outer*m*inner, m, n, inner]`, index as i32. */
-export function gatherSource(): string {
-  return header(["x", "index"], ["out"], { index: "array<i32>" }) + elementwise(`
+/**
+ * `out[o, j, i] = x[o, index[o, j, i], i]`; params `[outer*m*inner, m, n, inner]`, index as i32, or as f32 with
+ * `floatIndex` (an index tensor computed on the device, e.g. argmax).
+ */
+export function gatherSource(floatIndex = false): string {
+  return header(["x", "index"], ["out"], { index: floatIndex ? "array<f32>" : "array<i32>" }) + elementwise(`
   let m = P[1]; let n = P[2]; let inner = P[3];
   let o = i / (m * inner);
   out[i] = x[(o * n + u32(index[i])) * inner + i % inner];`);
 }
 
 /** `gx[o, k, i] += Σ_{j: index[o,j,i] = k} g[o, j, i]`: one thread per `gx` element; params `[outer*n*inner, m, n, inner]`. */
-export function scatterAddSource(): string {
-  return header(["g", "index"], ["gx"], { index: "array<i32>" }) + elementwise(`
+export function scatterAddSource(floatIndex = false): string {
+  return header(["g", "index"], ["gx"], { index: floatIndex ? "array<f32>" : "array<i32>" }) + elementwise(`
   let m = P[1]; let n = P[2]; let inner = P[3];
   let ii = i % inner;
   let k = i32((i / inner) % n);
@@ -499,7 +514,7 @@ export function scatterAddSource(): string {
   var s = 0.0;
   for (var j = 0u; j < m; j = j + 1u) {
     let q = (o * m + j) * inner + ii;
-    if (index[q] == k) { s = s + g[q]; }
+    if (i32(index[q]) == k) { s = s + g[q]; }
   }
   gx[i] = gx[i] + s;`);
 }
@@ -529,4 +544,116 @@ export function logSoftmaxGradSource(): string {
     let k = base + j * inner;
     gx[k] = gx[k] + gy[k] - exp(y[k]) * s;
   }`);
+}
+
+/** `out[i] = value`; params `[n, value]`. */
+export function fillSource(): string {
+  return header([], ["out"]) + elementwise("  out[i] = pf(1u);");
+}
+
+/**
+ * Adam in place (the CPU backend's formula); params `[n, 1 - beta1, beta2, stepSize, 1/bc2Sqrt, eps, weightDecay,
+ * 1 - beta2]`. The complements come from the host in double precision: `1 - f32(0.999)` is off by 1.3e-5.
+ */
+export function adamSource(): string {
+  return header(["g"], ["x", "m", "v"]) + elementwise(`
+  let wd = pf(6u);
+  let gj = g[i] + wd * x[i];
+  let mj = m[i] + pf(1u) * (gj - m[i]);
+  let vj = pf(2u) * v[i] + pf(7u) * gj * gj;
+  m[i] = mj;
+  v[i] = vj;
+  x[i] = x[i] - (pf(3u) * mj) / (sqrt(vj) * pf(4u) + pf(5u));`);
+}
+
+/**
+ * RMSprop in place; params `[n, lr, alpha, eps, weightDecay, momentum, 1 - alpha]` (the complement from the host). Variants bind the centered average and the
+ * momentum buffer only when used.
+ */
+export function rmspropSource(centered: boolean, momentum: boolean): string {
+  const writes = ["x", "v", ...(centered ? ["ga"] : []), ...(momentum ? ["buf"] : [])];
+  return header(["g"], writes) + elementwise(`
+  let lr = pf(1u); let alpha = pf(2u); let eps = pf(3u);
+  let gj = g[i] + pf(4u) * x[i];
+  let vj = alpha * v[i] + pf(6u) * gj * gj;
+  v[i] = vj;
+  ${
+    centered
+      ? "let a = ga[i] + pf(6u) * (gj - ga[i]);\n  ga[i] = a;\n  let avg = sqrt(vj - a * a) + eps;"
+      : "let avg = sqrt(vj) + eps;"
+  }
+  ${
+    momentum
+      ? "let b = pf(5u) * buf[i] + gj / avg;\n  buf[i] = b;\n  x[i] = x[i] - lr * b;"
+      : "x[i] = x[i] - (lr * gj) / avg;"
+  }`);
+}
+
+/** SGD in place; params `[n, lr, momentum, 1 - dampening, weightDecay, first (u32)]`; `nesterov` is a variant. */
+export function sgdSource(momentum: boolean, nesterov: boolean): string {
+  return header(["g"], momentum ? ["x", "buf"] : ["x"]) + elementwise(`
+  var gj = g[i] + pf(4u) * x[i];
+  ${
+    momentum
+      ? `var b = gj;
+  if (P[5] == 0u) { b = pf(2u) * buf[i] + pf(3u) * gj; }
+  buf[i] = b;
+  gj = ${nesterov ? "gj + pf(2u) * b" : "b"};`
+      : ""
+  }
+  x[i] = x[i] - pf(1u) * gj;`);
+}
+
+/**
+ * Partial sums of squares: workgroup `w` of `G` writes `Σ x[j]²` over `j ≡ w·256 + lane (mod G·256)` to
+ * `partial[off + w]`; params `[n, G, off]`.
+ */
+export function sumSquaresSource(): string {
+  return header(["x"], ["partial"]) + `
+var<workgroup> acc: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let n = P[0];
+  let G = P[1];
+  var s = 0.0;
+  for (var j = wid.x * ${WG}u + lid.x; j < n; j = j + G * ${WG}u) { s = s + x[j] * x[j]; }
+  acc[lid.x] = s;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k = k / 2u) {
+    if (lid.x < k) { acc[lid.x] = acc[lid.x] + acc[lid.x + k]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { partial[P[2] + wid.x] = acc[0]; }
+}
+`;
+}
+
+/**
+ * One workgroup: `norm[0] = √Σ partial`, `coef[0] = min(1, maxNorm / (norm + 1e-6))`; params `[count, maxNorm]`.
+ */
+export function clipCoefSource(): string {
+  return header(["partial"], ["norm", "coef"]) + `
+var<workgroup> acc: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var s = 0.0;
+  for (var j = lid.x; j < P[0]; j = j + ${WG}u) { s = s + partial[j]; }
+  acc[lid.x] = s;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k = k / 2u) {
+    if (lid.x < k) { acc[lid.x] = acc[lid.x] + acc[lid.x + k]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let total = sqrt(acc[0]);
+    norm[0] = total;
+    coef[0] = min(1.0, pf(1u) / (total + 1e-6));
+  }
+}
+`;
+}
+
+/** `x[i] *= coef[0]`; params `[n]`. */
+export function scaleBySource(): string {
+  return header(["coef"], ["x"]) + elementwise("  x[i] = x[i] * coef[0];");
 }
