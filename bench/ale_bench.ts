@@ -14,7 +14,8 @@
  *
  * Python packages go into a venv in Arcadia's cache on first run (`pip install ale-py==0.12.1 ...`).
  *
- * Run: `deno run -A bench/ale_bench.ts [--game pong] [--frames 20000] [--rounds 3] [--vector-steps 1500] [--no-python]`
+ * Run: `deno run -A bench/ale_bench.ts [--game pong] [--frames 20000] [--rounds 3] [--vector-steps 1500] [--no-python]
+ * [--no-single] [--no-vector]`
  *
  * @module
  */
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     "num-envs": { type: "string", default: "8" },
     "no-python": { type: "boolean", default: false },
     "no-vector": { type: "boolean", default: false },
+    "no-single": { type: "boolean", default: false },
   },
 });
 const GAME = args.game!, FRAMES = Number(args.frames), ROUNDS = Number(args.rounds);
@@ -230,11 +232,7 @@ function fmt(x: number): string {
   return `${Math.round(x).toLocaleString("en-US")}`.padStart(8);
 }
 
-if (import.meta.main) {
-  await ensureAle();
-  const binary = await buildCppLoop();
-  const py = args["no-python"] ? undefined : await ensurePython();
-  say(`ALE ${GAME}: ${FRAMES} frames per run, best of ${ROUNDS}; ${navigator.hardwareConcurrency} cores`);
+async function single(binary: string, py: string | undefined): Promise<void> {
   console.log(
     `# ALE single env, one thread, ${romIdToName(GAME)}, grayscale read every step, frames/s (best of ${ROUNDS})`,
   );
@@ -267,24 +265,34 @@ if (import.meta.main) {
           : ""),
     );
   }
-  if (!args["no-vector"]) {
-    console.log(
-      `# vectorized ${
-        romIdToName(GAME)
-      }, ${NUM_ENVS} envs on 2 cores, DQN preprocessing, frames/s (${VECTOR_STEPS} steps)`,
-    );
-    const ours = await ourVector();
-    let line = `deno WorkerVectorEnv(2 workers) ${fmt(ours)}`;
-    if (py) {
-      const cpp = await python(py, "vector", NUM_ENVS, VECTOR_STEPS);
-      const asyncEnv = await python(py, "async", NUM_ENVS, VECTOR_STEPS);
-      line += ` | ale-py AtariVectorEnv(2 threads) ${fmt(cpp)} | gymnasium AsyncVectorEnv(${NUM_ENVS} procs) ${
-        fmt(asyncEnv)
-      }`;
-      line += `\nours / AtariVectorEnv = ${(ours / cpp).toFixed(3)}; ours / AsyncVectorEnv = ${
-        (ours / asyncEnv).toFixed(3)
-      }`;
-    }
-    console.log(line);
+}
+
+async function vector(py: string | undefined): Promise<void> {
+  console.log(
+    `# vectorized ${
+      romIdToName(GAME)
+    }, ${NUM_ENVS} envs on 2 cores, DQN preprocessing, frames/s (${VECTOR_STEPS} steps)`,
+  );
+  const ours = await ourVector();
+  let line = `deno WorkerVectorEnv(2 workers) ${fmt(ours)}`;
+  if (py) {
+    const cpp = await python(py, "vector", NUM_ENVS, VECTOR_STEPS);
+    const asyncEnv = await python(py, "async", NUM_ENVS, VECTOR_STEPS);
+    line += ` | ale-py AtariVectorEnv(2 threads) ${fmt(cpp)} | gymnasium AsyncVectorEnv(${NUM_ENVS} procs) ${
+      fmt(asyncEnv)
+    }`;
+    line += `\nours / AtariVectorEnv = ${(ours / cpp).toFixed(3)}; ours / AsyncVectorEnv = ${
+      (ours / asyncEnv).toFixed(3)
+    }`;
   }
+  console.log(line);
+}
+
+if (import.meta.main) {
+  await ensureAle();
+  const binary = await buildCppLoop();
+  const py = args["no-python"] ? undefined : await ensurePython();
+  say(`ALE ${GAME}: ${FRAMES} frames per run, best of ${ROUNDS}; ${navigator.hardwareConcurrency} cores`);
+  if (!args["no-single"]) await single(binary, py);
+  if (!args["no-vector"]) await vector(py);
 }
