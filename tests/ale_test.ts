@@ -341,13 +341,15 @@ Deno.test("the shim's area resize is byte-identical to the TypeScript one (rando
         const src = Uint8Array.from({ length: sh * sw * cn }, () => trial % 2 ? next() : (next() & 1) * 255);
         const ts = new Uint8Array(dh * dw * cn), native = new Uint8Array(dh * dw * cn);
         new AreaResize(sh, sw, dh, dw, cn).apply(src, ts);
-        assert.equal(symbols.arc_ale_area_resize(src, sh, sw, cn, native, dh, dw), 0);
+        assert.equal(symbols.arc_ale_area_resize(src, src.length, sh, sw, cn, native, native.length, dh, dw), 0);
         assert.deepEqual(native, ts, `${sh}x${sw}x${cn} -> ${dh}x${dw}, trial ${trial}`);
       }
     }
   }
-  assert.equal(symbols.arc_ale_area_resize(new Uint8Array(4), 2, 2, 1, new Uint8Array(9), 3, 3), -1);
+  assert.equal(symbols.arc_ale_area_resize(new Uint8Array(4), 4, 2, 2, 1, new Uint8Array(9), 9, 3, 3), -1);
   assert.match(aleError(symbols, "area_resize").message, /only downscale/);
+  assert.equal(symbols.arc_ale_area_resize(new Uint8Array(4), 4, 2, 2, 1, new Uint8Array(1), 1, 2, 1), -1);
+  assert.match(aleError(symbols, "area_resize").message, /smaller than its size/);
 });
 
 Deno.test("AtariPreprocessing keeps the TypeScript path when a step could differ; the native step checks its input", () => {

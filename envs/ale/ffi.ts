@@ -72,10 +72,13 @@ export const ALE_SYMBOLS = {
     result: "i32",
   },
   /**
-   * int32_t arc_ale_area_resize(const uint8_t* src, int32_t src_h, int32_t src_w, int32_t channels, uint8_t* dst,
-   *                             int32_t dst_h, int32_t dst_w);
+   * int32_t arc_ale_area_resize(const uint8_t* src, int32_t src_cap, int32_t src_h, int32_t src_w, int32_t channels,
+   *                             uint8_t* dst, int32_t dst_cap, int32_t dst_h, int32_t dst_w);
    */
-  arc_ale_area_resize: { parameters: ["buffer", "i32", "i32", "i32", "buffer", "i32", "i32"], result: "i32" },
+  arc_ale_area_resize: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "buffer", "i32", "i32", "i32"],
+    result: "i32",
+  },
   /** int32_t arc_ale_observe(void* handle, int32_t kind, uint8_t* obs, int32_t obs_cap, int32_t* out); */
   arc_ale_observe: { parameters: ["pointer", "i32", "buffer", "i32", "buffer"], result: "i32" },
   /** int32_t arc_ale_game_over(void* handle, int32_t with_truncation); */

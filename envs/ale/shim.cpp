@@ -474,12 +474,15 @@ int32_t arc_ale_step_preprocessed(void* handle, int32_t action, float paddle_str
 
 // Area-resizes one image (src_h x src_w x channels → dst_h x dst_w x channels) as arc_ale_step_preprocessed does. It
 // builds its tables per call: for tests and one-off use, not per step.
-int32_t arc_ale_area_resize(const uint8_t* src, int32_t src_h, int32_t src_w, int32_t channels, uint8_t* dst,
-                            int32_t dst_h, int32_t dst_w) {
+int32_t arc_ale_area_resize(const uint8_t* src, int32_t src_cap, int32_t src_h, int32_t src_w, int32_t channels,
+                            uint8_t* dst, int32_t dst_cap, int32_t dst_h, int32_t dst_w) {
   const char* what = "area_resize";
-  if (src == nullptr || dst == nullptr) return fail(what, "null buffer");
   if (channels < 1 || dst_h < 1 || dst_w < 1 || dst_h > src_h || dst_w > src_w) {
     return fail(what, "sizes must be positive and only downscale");
+  }
+  if (src == nullptr || dst == nullptr || static_cast<int64_t>(src_cap) < int64_t{src_h} * src_w * channels ||
+      static_cast<int64_t>(dst_cap) < int64_t{dst_h} * dst_w * channels) {
+    return fail(what, "a buffer is missing or smaller than its size");
   }
   return guard(what, [&] {
     AreaResize(src_h, src_w, dst_h, dst_w, channels).apply(src, dst);
