@@ -383,3 +383,20 @@ Deno.test("AtariPreprocessing keeps the TypeScript path when a step could differ
   skipping.reset({ seed: 0 });
   assert.throws(() => skipping.stepPreprocessed(0, 4, 0, false, 1, pool, out, 84, 84), /frameskip 1/);
 });
+
+Deno.test("grayscale screens are ALE's luminance of the RGB screens (the shim's byte table matches ALE's palette)", () => {
+  for (const game of ["breakout", "ms_pacman"]) {
+    using env = new AtariEnv(game, { obsType: "grayscale" });
+    env.reset({ seed: 0 });
+    const rgb = new Uint8Array(210 * 160 * 3);
+    for (let t = 0; t < 100; t++) {
+      const [gray] = env.step(t % env.actionSpace.n);
+      env.getScreenRGB(rgb);
+      for (let i = 0; i < gray.length; i++) {
+        // ale::ColourPalette's grayscale: round(0.2989 R + 0.587 G + 0.114 B).
+        const lum = Math.round(rgb[3 * i] * 0.2989 + rgb[3 * i + 1] * 0.5870 + rgb[3 * i + 2] * 0.1140);
+        if (lum !== gray[i]) assert.fail(`${game} step ${t} pixel ${i}: ${gray[i]} != ${lum}`);
+      }
+    }
+  }
+});

@@ -196,7 +196,18 @@ struct Handle {
   bool loaded = false;
   size_t width = 0, height = 0;
   std::unique_ptr<AreaResize> resize;  // of arc_ale_step_preprocessed, rebuilt when the sizes change
+  uint8_t gray[256] = {};               // palette index → luminance, filled by loadROM (see fill_gray)
 };
+
+// ALE's applyPaletteGrayscale looks each pixel up in its 32-bit palette (about twice the instructions of a byte
+// table); the table is that same function applied to every index, so the bytes are the same. The TIA only emits even
+// indices (ALE's lookup of 255 would read past its palette), so 255 copies 254.
+void fill_gray(Handle* h) {
+  uint8_t index[255];
+  for (int i = 0; i < 255; i++) index[i] = static_cast<uint8_t>(i);
+  h->ale->theOSystem->colourPalette().applyPaletteGrayscale(h->gray, index, 255);
+  h->gray[255] = h->gray[254];
+}
 
 int fail(const char* what, const char* message) {
   last_error = std::string(what) + ": " + message;
@@ -245,10 +256,20 @@ void write_obs(Handle* h, int kind, uint8_t* dst) {
     case OBS_RGB:
       a.theOSystem->colourPalette().applyPaletteRGB(dst, a.environment->getScreen().getArray(), h->width * h->height);
       break;
-    case OBS_GRAYSCALE:
-      a.theOSystem->colourPalette().applyPaletteGrayscale(dst, a.environment->getScreen().getArray(),
-                                                          h->width * h->height);
+    case OBS_GRAYSCALE: {
+      const uint8_t* screen = a.environment->getScreen().getArray();
+      const uint8_t* gray = h->gray;
+      const size_t n = h->width * h->height;
+      // Eight lookups per store: bytes alias everything, so a byte-by-byte loop reloads and stores per pixel.
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        uint8_t eight[8];
+        for (int b = 0; b < 8; b++) eight[b] = gray[screen[i + b]];
+        std::memcpy(dst + i, eight, 8);
+      }
+      for (; i < n; i++) dst[i] = gray[screen[i]];
       break;
+    }
     case OBS_RAM:
       std::memcpy(dst, a.getRAM().array(), 128);
       break;
@@ -348,6 +369,7 @@ int32_t arc_ale_load_rom(void* handle, const char* path) {
     h->ale->loadROM(path);
     h->width = h->ale->environment->getScreen().width();
     h->height = h->ale->environment->getScreen().height();
+    fill_gray(h);
     h->loaded = true;
     return 0;
   });
