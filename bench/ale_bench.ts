@@ -11,6 +11,8 @@
  * 2. Vectorized, 2 cores, 8 envs, Nature-DQN preprocessing (noop 30, frameskip 4 with max-pool, 84x84 grayscale,
  *    4 stacked frames, clipped rewards, sticky actions 0.25): our `WorkerVectorEnv` (2 Workers) over `makeAtari`, ale-py's
  *    C++ `AtariVectorEnv` (2 threads), Gymnasium's `AsyncVectorEnv` (one process per env) over `AtariPreprocessing`.
+ *    `makeAtari`'s `AtariPreprocessing` steps natively (one `arc_ale_step_preprocessed` call per agent step); rounds
+ *    are interleaved and the best of `--vector-rounds` is kept.
  *
  * Python packages go into a venv in Arcadia's cache on first run (`pip install ale-py==0.12.1 ...`).
  *
