@@ -13,6 +13,8 @@ import {
   ROM_IDS,
   romIdToName,
 } from "../envs/ale/mod.ts";
+import { ale, aleError } from "../envs/ale/ffi.ts";
+import { AreaResize } from "../envs/ale/preprocessing.ts";
 
 // Builds ALE once (cached); every test below uses real ROMs.
 await ensureAle();
@@ -281,5 +283,120 @@ Deno.test("Worker vector envs build ALE envs synchronously inside the Workers", 
     assert.equal(rewards.length, 2);
   } finally {
     await vec.close();
+  }
+});
+
+Deno.test("AtariPreprocessing: the native step gives the same frames, rewards, flags and info as the TypeScript path", () => {
+  const cases: [string, Parameters<typeof makeAtari>[1]][] = [
+    ["pong", {}],
+    ["breakout", { terminalOnLifeLoss: true, fireReset: true }],
+    ["space_invaders", { terminalOnLifeLoss: true }],
+    ["breakout", { grayscaleObs: false, screenSize: 64 }],
+    ["space_invaders", { frameSkip: 3, screenSize: 100, noopMax: 5 }],
+    ["pong", { frameSkip: 1 }],
+  ];
+  for (const [game, options] of cases) {
+    const label = `${game} ${JSON.stringify(options)}`;
+    const make = (nativeStep: boolean) =>
+      new AtariPreprocessing(new AtariEnv(game, { frameskip: 1, obsType: "ram" }), { ...options, nativeStep });
+    using native = make(true);
+    using typescript = make(false);
+    assert.ok(native.native && !typescript.native, label);
+    const steps = 300;
+    const a = rolloutWithInfo(native, 21, steps), b = rolloutWithInfo(typescript, 21, steps);
+    assert.deepEqual(a.rewards, b.rewards, label);
+    assert.deepEqual(a.flags, b.flags, label);
+    assert.deepEqual(a.infos, b.infos, label);
+    assert.equal(a.obs.length, b.obs.length, label);
+    for (let i = 0; i < a.obs.length; i++) assert.deepEqual(a.obs[i], b.obs[i], `${label}: obs ${i}`);
+    if (options?.terminalOnLifeLoss) assert.ok(a.flags.some((f) => f.startsWith("true")), `${label}: an episode ends`);
+  }
+});
+
+function rolloutWithInfo(env: Env<Uint8Array, number>, seed: number, steps: number) {
+  const actions = new Discrete((env.actionSpace as Discrete).n);
+  actions.seed(seed);
+  const [first] = env.reset({ seed });
+  const obs = [first.slice()], rewards: number[] = [], flags: string[] = [], infos: unknown[] = [];
+  for (let t = 0; t < steps; t++) {
+    const [o, r, terminated, truncated, info] = env.step(actions.sample());
+    obs.push(o.slice());
+    rewards.push(r);
+    flags.push(`${terminated}/${truncated}`);
+    infos.push(info);
+    if (terminated || truncated) obs.push(env.reset()[0].slice());
+  }
+  return { obs, rewards, flags, infos };
+}
+
+Deno.test("the shim's area resize is byte-identical to the TypeScript one (random and two-level images)", () => {
+  const { symbols } = ale();
+  let s = 99;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+  const sizes = [[210, 160, 84, 84], [210, 160, 105, 105], [210, 160, 64, 100], [210, 160, 210, 160], [37, 23, 5, 7]];
+  for (const [sh, sw, dh, dw] of sizes) {
+    for (const cn of [1, 3]) {
+      for (let trial = 0; trial < 4; trial++) {
+        // Two-level images put many sums at exact halves, where the rounding mode shows.
+        const src = Uint8Array.from({ length: sh * sw * cn }, () => trial % 2 ? next() : (next() & 1) * 255);
+        const ts = new Uint8Array(dh * dw * cn), native = new Uint8Array(dh * dw * cn);
+        new AreaResize(sh, sw, dh, dw, cn).apply(src, ts);
+        assert.equal(symbols.arc_ale_area_resize(src, src.length, sh, sw, cn, native, native.length, dh, dw), 0);
+        assert.deepEqual(native, ts, `${sh}x${sw}x${cn} -> ${dh}x${dw}, trial ${trial}`);
+      }
+    }
+  }
+  assert.equal(symbols.arc_ale_area_resize(new Uint8Array(4), 4, 2, 2, 1, new Uint8Array(9), 9, 3, 3), -1);
+  assert.match(aleError(symbols, "area_resize").message, /only downscale/);
+  assert.equal(symbols.arc_ale_area_resize(new Uint8Array(4), 4, 2, 2, 1, new Uint8Array(1), 1, 2, 1), -1);
+  assert.match(aleError(symbols, "area_resize").message, /smaller than its size/);
+});
+
+Deno.test("AtariPreprocessing keeps the TypeScript path when a step could differ; the native step checks its input", () => {
+  using wrapped = new AtariPreprocessing(new Wrapper<Uint8Array, number>(new AtariEnv("pong", { frameskip: 1 })));
+  assert.equal(wrapped.native, false);
+  class Sub extends AtariEnv {}
+  using sub = new AtariPreprocessing(new Sub("pong", { frameskip: 1 }));
+  assert.equal(sub.native, false);
+  using opted = new AtariPreprocessing(new AtariEnv("pong", { frameskip: 1 }), { nativeStep: false });
+  assert.equal(opted.native, false);
+  using skipOne = new AtariPreprocessing(new AtariEnv("pong", { frameskip: 4 }), { frameSkip: 1 });
+  assert.equal(skipOne.native, false);
+  assert.ok(makeAtari("pong").unwrapped instanceof AtariEnv);
+
+  using env = new AtariEnv("pong", { frameskip: 1 });
+  const pool = new Uint8Array(2 * 210 * 160), out = new Uint8Array(84 * 84);
+  assert.throws(() => env.stepPreprocessed(0, 4, 0, false, 1, pool, out, 84, 84), /reset\(\)/);
+  env.reset({ seed: 0 });
+  assert.throws(() => env.stepPreprocessed(9, 4, 0, false, 1, pool, out, 84, 84), RangeError);
+  assert.throws(() => env.stepPreprocessed(0, 4, 0, false, 1, pool.subarray(0, 1000), out, 84, 84), /smaller than two/);
+  assert.throws(() => env.stepPreprocessed(0, 4, 0, false, 1, pool, out, 84, 100), /smaller than dst_h \* dst_w/);
+  const wide = new Uint8Array(84 * 300);
+  assert.throws(() => env.stepPreprocessed(0, 4, 0, false, 1, pool, wide, 84, 300), /only downscaling/);
+  assert.throws(
+    () => env.stepPreprocessed(0, 4, 0, false, 3, pool, new Uint8Array(84 * 84 * 3), 84, 84),
+    /two screens/,
+  );
+  const status = env.stepPreprocessed(0, 4, 0, false, 1, pool, out, 84, 84);
+  assert.equal(status[7], 4);
+  using skipping = new AtariEnv("pong", { frameskip: 4 });
+  skipping.reset({ seed: 0 });
+  assert.throws(() => skipping.stepPreprocessed(0, 4, 0, false, 1, pool, out, 84, 84), /frameskip 1/);
+});
+
+Deno.test("grayscale screens are ALE's luminance of the RGB screens (the shim's byte table matches ALE's palette)", () => {
+  for (const game of ["breakout", "ms_pacman"]) {
+    using env = new AtariEnv(game, { obsType: "grayscale" });
+    env.reset({ seed: 0 });
+    const rgb = new Uint8Array(210 * 160 * 3);
+    for (let t = 0; t < 100; t++) {
+      const [gray] = env.step(t % env.actionSpace.n);
+      env.getScreenRGB(rgb);
+      for (let i = 0; i < gray.length; i++) {
+        // ale::ColourPalette's grayscale: round(0.2989 R + 0.587 G + 0.114 B).
+        const lum = Math.round(rgb[3 * i] * 0.2989 + rgb[3 * i + 1] * 0.5870 + rgb[3 * i + 2] * 0.1140);
+        if (lum !== gray[i]) assert.fail(`${game} step ${t} pixel ${i}: ${gray[i]} != ${lum}`);
+      }
+    }
   }
 });

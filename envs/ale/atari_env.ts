@@ -9,7 +9,7 @@ import { Env, type Info, type ResetOptions, type ResetResult, type RgbFrame, typ
 import { closeMatches, register } from "../registry.ts";
 import type { Rng } from "../rng.ts";
 import { Box, Discrete } from "../spaces.ts";
-import { ale, aleError, type AleSymbols, cString, OBS_KIND } from "./ffi.ts";
+import { ale, aleError, type AleSymbols, cString, OBS_KIND, PREPROCESS_FLAGS } from "./ffi.ts";
 import { aleInstallation, romPath } from "./provision.ts";
 import { ROM_IDS } from "./roms.ts";
 
@@ -125,6 +125,7 @@ export class AtariEnv extends Env<Uint8Array, number> {
   readonly #kind: number;
   readonly #obs: Uint8Array<ArrayBuffer>;
   readonly #status = new Int32Array(6);
+  readonly #preStatus = new Int32Array(8);
   #rgb?: Uint8Array<ArrayBuffer>;
   #scratch: Uint8Array<ArrayBuffer> = new Uint8Array(32 * 1024);
   #needsReset = true;
@@ -259,6 +260,61 @@ export class AtariEnv extends Env<Uint8Array, number> {
     }
     this.#frames(handle, this.actionSet[action], previous);
     return this.#status;
+  }
+
+  /**
+   * One agent step of `AtariPreprocessing` in a single native call, for that wrapper (this env needs `frameskip: 1`):
+   * `frameSkip` frames of `action` (an index into `actionSet`), stopping at game over, truncation or, with
+   * `stopOnLifeLoss`, when the lives drop below `lives`; the screens of the last two frames (grayscale for
+   * `channels` 1, RGB for 3) go into `pool` (last frame first, each `screenHeight * screenWidth * channels` bytes,
+   * only when reached), get max-pooled into its first half and area-resized into `out` (`outHeight x outWidth`).
+   * Returns `[reward, terminated, truncated, lives, episodeFrameNumber, frameNumber, lifeLost, frames]` (a reused
+   * array). Does not update `observation`.
+   *
+   * @example
+   * ```ts
+   * import { AtariEnv, ensureAle } from "./mod.ts";
+   * await ensureAle();
+   * using env = new AtariEnv("pong", { frameskip: 1 });
+   * env.reset({ seed: 0 });
+   * const pool = new Uint8Array(2 * 210 * 160), out = new Uint8Array(84 * 84);
+   * const [reward, terminated, , lives, , , , frames] = env.stepPreprocessed(0, 4, env.lives(), false, 1, pool, out, 84, 84);
+   * console.assert(reward === 0 && terminated === 0 && lives === 0 && frames === 4);
+   * ```
+   */
+  stepPreprocessed(
+    action: number,
+    frameSkip: number,
+    lives: number,
+    stopOnLifeLoss: boolean,
+    channels: 1 | 3,
+    pool: Uint8Array<ArrayBuffer>,
+    out: Uint8Array<ArrayBuffer>,
+    outHeight: number,
+    outWidth: number,
+  ): Int32Array {
+    const handle = this.#live("step");
+    if (this.#needsReset) throw new Error("AtariEnv: call reset() before step()");
+    if (this.frameskip !== 1) throw new Error(`AtariEnv: stepPreprocessed needs frameskip 1, not ${this.frameskip}`);
+    this.actionSpace.assertContains(action, "action");
+    const r = this.#symbols.arc_ale_step_preprocessed(
+      handle,
+      this.actionSet[action],
+      1,
+      frameSkip,
+      lives,
+      stopOnLifeLoss ? PREPROCESS_FLAGS.stopOnLifeLoss : 0,
+      channels,
+      pool,
+      pool.length,
+      out,
+      out.length,
+      outHeight,
+      outWidth,
+      this.#preStatus,
+    );
+    if (r < 0) throw aleError(this.#symbols, "step_preprocessed");
+    return this.#preStatus;
   }
 
   /** The observation buffer (the array `reset()`/`step()` return). */

@@ -47,6 +47,38 @@ export const ALE_SYMBOLS = {
     parameters: ["pointer", "i32", "f32", "i32", "i32", "buffer", "i32", "buffer", "buffer"],
     result: "i32",
   },
+  /**
+   * int32_t arc_ale_step_preprocessed(void* handle, int32_t action, float paddle_strength, int32_t frameskip,
+   *                                   int32_t lives, int32_t flags, int32_t channels, uint8_t* pool, int32_t pool_cap,
+   *                                   uint8_t* dst, int32_t dst_cap, int32_t dst_h, int32_t dst_w, int32_t* out);
+   */
+  arc_ale_step_preprocessed: {
+    parameters: [
+      "pointer",
+      "i32",
+      "f32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "i32",
+      "i32",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  /**
+   * int32_t arc_ale_area_resize(const uint8_t* src, int32_t src_cap, int32_t src_h, int32_t src_w, int32_t channels,
+   *                             uint8_t* dst, int32_t dst_cap, int32_t dst_h, int32_t dst_w);
+   */
+  arc_ale_area_resize: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "buffer", "i32", "i32", "i32"],
+    result: "i32",
+  },
   /** int32_t arc_ale_observe(void* handle, int32_t kind, uint8_t* obs, int32_t obs_cap, int32_t* out); */
   arc_ale_observe: { parameters: ["pointer", "i32", "buffer", "i32", "buffer"], result: "i32" },
   /** int32_t arc_ale_game_over(void* handle, int32_t with_truncation); */
@@ -86,6 +118,9 @@ export type AleSymbols = Deno.DynamicLibrary<typeof ALE_SYMBOLS>["symbols"];
 
 /** Observation kinds of `arc_ale_step` / `arc_ale_observe`. */
 export const OBS_KIND = { none: 0, rgb: 1, grayscale: 2, ram: 3 } as const;
+
+/** Flags of `arc_ale_step_preprocessed`. */
+export const PREPROCESS_FLAGS = { stopOnLifeLoss: 1 } as const;
 
 let loaded: { symbols: AleSymbols; path: string } | undefined;
 

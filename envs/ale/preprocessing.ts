@@ -31,6 +31,11 @@ export interface AtariPreprocessingOptions {
   grayscaleNewaxis?: boolean;
   /** Press FIRE (then UP) after reset, for games that wait for it (needs FIRE as action 1; default false). */
   fireReset?: boolean;
+  /**
+   * Run each step as one native call (frames, max-pool and resize in the shim; same results) when the wrapped env is
+   * a plain `AtariEnv` with `frameskip: 1` (default true; false keeps the TypeScript path).
+   */
+  nativeStep?: boolean;
 }
 
 /**
@@ -38,7 +43,9 @@ export interface AtariPreprocessingOptions {
  * `screenSize` with OpenCV's `INTER_AREA` arithmetic, grayscale, optional terminal on life loss; plus an optional fire
  * reset. Observations are `Uint8Array`s of `[screenSize, screenSize]` (or `[.., .., 3]`), reused between steps.
  *
- * The wrapped env must be an `AtariEnv` with `frameskip: 1` (or wrap one); the screen is read from it directly.
+ * The wrapped env must be an `AtariEnv` with `frameskip: 1` (or wrap one); the screen is read from it directly. When
+ * it is the `AtariEnv` itself, each step is one native call (`AtariEnv.stepPreprocessed`: frames, max-pool and
+ * resize in C++, byte-identical to the TypeScript path, which serves the other cases; see `nativeStep`).
  *
  * @example
  * ```ts
@@ -54,7 +61,10 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
   readonly options: Readonly<Required<AtariPreprocessingOptions>>;
   readonly #space: Box<"uint8">;
   readonly #atari: AtariEnv;
+  /** Both pooled screens in one buffer (the native step takes it whole): `#pool[0]` then `#pool[1]`. */
+  readonly #poolBuffer: Uint8Array<ArrayBuffer>;
   readonly #pool: [Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>];
+  readonly #native: boolean;
   readonly #out: Uint8Array<ArrayBuffer>;
   readonly #resize: AreaResize;
   #lives = 0;
@@ -69,6 +79,7 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
       grayscaleObs: options.grayscaleObs ?? true,
       grayscaleNewaxis: options.grayscaleNewaxis ?? false,
       fireReset: options.fireReset ?? false,
+      nativeStep: options.nativeStep ?? true,
     };
     if (!Number.isInteger(o.frameSkip) || o.frameSkip < 1) {
       throw new RangeError(`AtariPreprocessing: frameSkip must be a positive integer, got ${o.frameSkip}`);
@@ -97,7 +108,11 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
     this.#atari = atari;
     const channels = o.grayscaleObs ? 1 : 3;
     const h = atari.screenHeight, w = atari.screenWidth, n = h * w * channels;
-    this.#pool = [new Uint8Array(n), new Uint8Array(n)];
+    this.#poolBuffer = new Uint8Array(2 * n);
+    this.#pool = [this.#poolBuffer.subarray(0, n), this.#poolBuffer.subarray(n)];
+    // Only straight over a plain AtariEnv: a wrapper in between, or a subclass, may change what a step does.
+    this.#native = o.nativeStep && env === (atari as unknown as Env<unknown, A>) && atari.constructor === AtariEnv &&
+      atari.frameskip === 1;
     this.#out = new Uint8Array(o.screenSize * o.screenSize * channels);
     this.#resize = new AreaResize(h, w, o.screenSize, o.screenSize, channels);
     const shape = o.grayscaleObs
@@ -108,6 +123,11 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
 
   override get observationSpace(): Box<"uint8"> {
     return this.#space;
+  }
+
+  /** Whether steps run as one native call each (see `nativeStep`). */
+  get native(): boolean {
+    return this.#native;
   }
 
   override reset(options?: ResetOptions): ResetResult<Uint8Array> {
@@ -123,6 +143,22 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
 
   override step(action: A): StepResult<Uint8Array> {
     const skip = this.options.frameSkip, atari = this.#atari;
+    if (this.#native) {
+      const o = this.options, size = o.screenSize;
+      const s = atari.stepPreprocessed(
+        action as number,
+        skip,
+        this.#lives,
+        o.terminalOnLifeLoss,
+        o.grayscaleObs ? 1 : 3,
+        this.#poolBuffer,
+        this.#out,
+        size,
+        size,
+      );
+      if (o.terminalOnLifeLoss) this.#lives = s[3];
+      return [this.#out, s[0], s[1] !== 0, s[2] !== 0, { lives: s[3], episodeFrameNumber: s[4], frameNumber: s[5] }];
+    }
     // Wrapping the AtariEnv directly: step it through stepInto (no tuple or info object per frame).
     const direct = this.env === (atari as unknown as Env<unknown, A>);
     let total = 0, terminated = false, truncated = false, info: Info | undefined;
@@ -186,9 +222,18 @@ export class AtariPreprocessing<A = number> extends Wrapper<Uint8Array, A, unkno
 /**
  * Downscaling with OpenCV's `INTER_AREA` for non-integer factors: each output pixel averages the source pixels its
  * cell covers, weighted by coverage; separable, in float32 in OpenCV's order, rounded half to even. Tables are built
- * once.
+ * once. The shim's `AreaResize` (used by the native step) does the same float operations in the same order, so the
+ * two give identical bytes.
+ *
+ * @example
+ * ```ts
+ * import { AreaResize } from "./preprocessing.ts";
+ * const src = new Uint8Array(210 * 160).fill(100), dst = new Uint8Array(84 * 84);
+ * new AreaResize(210, 160, 84, 84, 1).apply(src, dst);
+ * console.assert(dst.every((v) => v === 100));
+ * ```
  */
-class AreaResize {
+export class AreaResize {
   readonly #xs: Int32Array;
   readonly #xd: Int32Array;
   readonly #xa: Float32Array;
@@ -202,6 +247,7 @@ class AreaResize {
   readonly #width: number;
   readonly #cn: number;
 
+  /** A resize of `sh x sw x channels` images to `dh x dw x channels`. */
   constructor(sh: number, sw: number, dh: number, dw: number, channels: number) {
     if (dh > sh || dw > sw) throw new RangeError(`AreaResize: only downscaling (${sh}x${sw} → ${dh}x${dw})`);
     [this.#xs, this.#xd, this.#xa] = areaTable(sw, dw, 1);
@@ -214,6 +260,7 @@ class AreaResize {
     this.#sum = new Float32Array(this.#width);
   }
 
+  /** Resizes `src` into `dst`. */
   apply(src: Uint8Array, dst: Uint8Array): void {
     // Horizontal pass once per source row (OpenCV redoes it for rows shared by two output rows; the values are the
     // same). Float32Array stores round each sum to float32; Math.fround rounds each product, as float math would.
@@ -315,6 +362,7 @@ export function makeAtari(game: string, options: MakeAtariOptions = {}): Env<Uin
     grayscaleObs,
     grayscaleNewaxis,
     fireReset,
+    nativeStep,
     frameStack = 4,
     clipReward = true,
     recordEpisodeStatistics = true,
@@ -337,6 +385,7 @@ export function makeAtari(game: string, options: MakeAtariOptions = {}): Env<Uin
       grayscaleObs,
       grayscaleNewaxis,
       fireReset,
+      nativeStep,
     });
     if (recordEpisodeStatistics) env = new RecordEpisodeStatistics(env);
     if (clipReward) env = new ClipReward(env, { min: -1, max: 1 });

@@ -75,6 +75,8 @@ const CMAKE_FLAGS = [
 const LINK_FLAGS = [
   "-O3",
   "-std=c++17",
+  // The shim's area resize must round like the TypeScript one: no fused multiply-adds (the default on aarch64).
+  "-ffp-contract=off",
   "-fPIC",
   "-shared",
   "-flto=auto",
