@@ -19,10 +19,9 @@ int arc_kernels_abi(void) { return ARC_ABI; }
 // Math.exp/expm1 except when a value lies within ~1e-15 of a float32 rounding boundary (about 1 in 10^8). glibc's exp
 // is only vectorized under -ffast-math, hence this one: 2^k scale from bits, degree-13 Taylor on |r| <= ln2/2
 // (explicit fma() inside the polynomials only: their rounding is ours, the formulas around them mirror V8's).
-static inline double exp_d(double x) {
-  const double c = x < -110.0 ? -110.0 : x > 100.0 ? 100.0 : x; // beyond float32 range either way
-  const double kd = (c * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
-  const double r = (c - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+
+// Taylor terms of exp from r^13 down to r^2, as (((1/13! r + 1/12!) r + ...) r + 1/2): exp(r) = 1 + r + r² · this.
+static inline double exp_series(double r) {
   double p = 1.0 / 6227020800.0;
   p = fma(p, r, 1.0 / 479001600.0);
   p = fma(p, r, 1.0 / 39916800.0);
@@ -34,7 +33,14 @@ static inline double exp_d(double x) {
   p = fma(p, r, 1.0 / 120.0);
   p = fma(p, r, 1.0 / 24.0);
   p = fma(p, r, 1.0 / 6.0);
-  p = fma(p, r, 0.5);
+  return fma(p, r, 0.5);
+}
+
+static inline double exp_d(double x) {
+  const double c = x < -110.0 ? -110.0 : x > 100.0 ? 100.0 : x; // beyond float32 range either way
+  const double kd = (c * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+  const double r = (c - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+  double p = exp_series(r);
   p = fma(p, r, 1.0);
   p = fma(p, r, 1.0);
   const int64_t bits = ((int64_t)kd + 1023) << 52;
@@ -51,19 +57,7 @@ static inline double expm1_d(double x) {
   const double c = x < -110.0 ? -110.0 : x > 100.0 ? 100.0 : x;
   const double kd = (c * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
   const double r = (c - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-  double t = 1.0 / 6227020800.0;
-  t = fma(t, r, 1.0 / 479001600.0);
-  t = fma(t, r, 1.0 / 39916800.0);
-  t = fma(t, r, 1.0 / 3628800.0);
-  t = fma(t, r, 1.0 / 362880.0);
-  t = fma(t, r, 1.0 / 40320.0);
-  t = fma(t, r, 1.0 / 5040.0);
-  t = fma(t, r, 1.0 / 720.0);
-  t = fma(t, r, 1.0 / 120.0);
-  t = fma(t, r, 1.0 / 24.0);
-  t = fma(t, r, 1.0 / 6.0);
-  t = fma(t, r, 0.5);
-  const double em1 = t * r * r + r;
+  const double em1 = exp_series(r) * r * r + r;
   const int64_t bits = ((int64_t)kd + 1023) << 52;
   double scale;
   memcpy(&scale, &bits, sizeof scale);
