@@ -394,22 +394,7 @@ Deno.test("webgpu: Nature CNN gives the CPU backend's losses and weights over 10
   const obs = tensor(randArray(B * 4 * 84 * 84, rng, 0, 1), { shape: [B, 4, 84, 84] });
   const actions = tensor([1, 4], { shape: [B, 1] });
   const targets = tensor([0.5, -1], { shape: [B] });
-  const make = () => {
-    const r = new Rng(10);
-    const trunk = new Sequential([
-      new Conv2d(4, 32, 8, { stride: 4, rng: r }),
-      new ReLU(),
-      new Conv2d(32, 64, 4, { stride: 2, rng: r }),
-      new ReLU(),
-      new Conv2d(64, 64, 3, { stride: 1, rng: r }),
-      new ReLU(),
-      new Flatten(),
-      new Linear(3136, 512, { rng: r }),
-      new ReLU(),
-      new Linear(512, A + 1, { rng: r }),
-    ]);
-    return trunk;
-  };
+  const make = () => natureCnn(new Rng(10), A + 1);
   const step = (m: Module) => {
     const out = (m as Sequential).forward(obs);
     return actorCriticLoss(slice(out, 1, 0, A), slice(out, 1, A, A + 1), actions, targets);

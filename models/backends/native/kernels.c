@@ -338,6 +338,7 @@ void arc_copy6(const float *src, int32_t src_off, float *dst, int32_t dst_off, c
 // ---- im2col / col2im (geo = batch, channels, height, width, kh, kw, sh, sw, ph, pw, oh, ow) -------------------
 // Both slice over channels on two threads: channel c owns rows c·KH·KW.. of col and plane c of every image in x.
 typedef struct {
+  void (*run)(const float *, const int32_t *, float *, int32_t, int32_t); // im2col_channels or col2im_channels
   const float *in;
   float *out;
   const int32_t *geo;
@@ -405,17 +406,10 @@ static void col2im_channels(const float *restrict col, const int32_t *geo, float
       }
 }
 
-static int im2col_slice(const void *ctx, int slice) {
+static int conv_slice(const void *ctx, int slice) {
   const conv_args *a = ctx;
   const int32_t c0 = slice * a->per, c1 = c0 + a->per < a->geo[1] ? c0 + a->per : a->geo[1];
-  if (c0 < c1) im2col_channels(a->in, a->geo, a->out, c0, c1);
-  return 0;
-}
-
-static int col2im_slice(const void *ctx, int slice) {
-  const conv_args *a = ctx;
-  const int32_t c0 = slice * a->per, c1 = c0 + a->per < a->geo[1] ? c0 + a->per : a->geo[1];
-  if (c0 < c1) col2im_channels(a->in, a->geo, a->out, c0, c1);
+  if (c0 < c1) a->run(a->in, a->geo, a->out, c0, c1);
   return 0;
 }
 
@@ -427,14 +421,14 @@ static int conv_slices(const int32_t *geo, int32_t threads) {
 
 void arc_im2col(const float *x, const int32_t *geo, float *col, int32_t threads) {
   const int slices = conv_slices(geo, threads);
-  const conv_args a = {x, col, geo, (geo[1] + slices - 1) / slices};
-  arc_parallel(im2col_slice, &a, slices, threads);
+  const conv_args a = {im2col_channels, x, col, geo, (geo[1] + slices - 1) / slices};
+  arc_parallel(conv_slice, &a, slices, threads);
 }
 
 void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads) {
   const int slices = conv_slices(geo, threads);
-  const conv_args a = {col, dx, geo, (geo[1] + slices - 1) / slices};
-  arc_parallel(col2im_slice, &a, slices, threads);
+  const conv_args a = {col2im_channels, col, dx, geo, (geo[1] + slices - 1) / slices};
+  arc_parallel(conv_slice, &a, slices, threads);
 }
 
 // ---- uint8 images to float32 (policy inputs) -------------------------------------------------------------------
