@@ -27,3 +27,19 @@ export function oneOf<T extends string>(name: string, value: string, valid: read
   }
   return value as T;
 }
+
+/**
+ * The flags the Doom and Atari scripts share, Sample Factory's names (`--enjoy`, `--max-num-episodes`, ...): spread
+ * into their `parseArgs` options.
+ */
+export const PLAY_FLAGS = {
+  backend: { type: "string", default: "cpu" },
+  "no-video": { type: "boolean", default: false },
+  enjoy: { type: "boolean", default: false },
+  eval: { type: "boolean", default: false },
+  checkpoint: { type: "string" },
+  "max-num-episodes": { type: "string", default: "10" },
+  "save-video": { type: "boolean", default: false },
+  "no-render": { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;

@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { fail, intFlag, oneOf } from "./_cli.ts";
+import { fail, intFlag, oneOf, PLAY_FLAGS } from "./_cli.ts";
 import { A2C_DEFAULTS, type A2cOptions, trainA2c } from "../algos/a2c.ts";
 import { DQN_DEFAULTS, type DqnOptions, trainDqn } from "../algos/dqn.ts";
 import { meanStd } from "../algos/evaluate.ts";
@@ -134,15 +134,7 @@ function parse(argv: string[]) {
         "buffer-size": { type: "string" },
         "learning-starts": { type: "string" },
         "sticky-actions": { type: "string", default: "0.25" },
-        backend: { type: "string", default: "cpu" },
-        "no-video": { type: "boolean", default: false },
-        enjoy: { type: "boolean", default: false },
-        eval: { type: "boolean", default: false },
-        checkpoint: { type: "string" },
-        "max-num-episodes": { type: "string", default: "10" },
-        "save-video": { type: "boolean", default: false },
-        "no-render": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
+        ...PLAY_FLAGS,
       },
       strict: true,
       allowPositionals: false,

@@ -17,7 +17,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { fail, intFlag, oneOf } from "./_cli.ts";
+import { fail, intFlag, oneOf, PLAY_FLAGS } from "./_cli.ts";
 import { type AppoOptions, evaluateAppo, loadAppoModel, trainAppo } from "../algos/appo/appo.ts";
 import { meanStd } from "../algos/evaluate.ts";
 import { writePlots } from "../algos/plots.ts";
@@ -69,15 +69,7 @@ function parse(argv: string[]) {
         "train-dir": { type: "string", default: "train_dir" },
         seed: { type: "string", default: "0" },
         resume: { type: "boolean", default: false },
-        backend: { type: "string", default: "cpu" },
-        "no-video": { type: "boolean", default: false },
-        enjoy: { type: "boolean", default: false },
-        eval: { type: "boolean", default: false },
-        checkpoint: { type: "string" },
-        "max-num-episodes": { type: "string", default: "10" },
-        "save-video": { type: "boolean", default: false },
-        "no-render": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
+        ...PLAY_FLAGS,
       },
       strict: true,
       allowPositionals: false,
