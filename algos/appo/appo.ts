@@ -79,6 +79,11 @@ export interface AppoOptions {
   numTrajectorySlots: number;
   /** Adam learning rate. */
   learningRate: number;
+  /**
+   * `"constant"` (Sample Factory's default) or `"linear"`: decayed to 0 over `totalFrames` (CleanRL's `anneal_lr`), which
+   * settles an asynchronous run on its last policy instead of letting it drift.
+   */
+  lrSchedule: "constant" | "linear";
   /** Adam epsilon. */
   adamEps: number;
   /** Adam betas. */
@@ -143,8 +148,13 @@ export interface AppoOptions {
   resume?: string | boolean;
   /** Stop cleanly (final checkpoint, then return) when this signal aborts. */
   signal?: AbortSignal;
-  /** Stop early once the mean return of the last 20 episodes reaches this. */
+  /** Stop early once the mean return of the last `stopAtReturnEpisodes` episodes reaches this. */
   stopAtReturn?: number;
+  /**
+   * Episodes averaged for `stopAtReturn` (default 20). A longer window (Gym's CartPole "solved" counts 100) stops on a
+   * policy that has been good for a while rather than on a lucky streak of an asynchronous run that may still drift.
+   */
+  stopAtReturnEpisodes?: number;
   /**
    * OpenBLAS threads for inference and the learner (default 1). One thread: the rollout Workers already use the other
    * cores, and OpenBLAS's fork handler deadlocks when a Worker spawns an engine process (ViZDoom) while a
@@ -175,6 +185,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   learnerChunk: 8,
   numTrajectorySlots: 0,
   learningRate: 1e-4,
+  lrSchedule: "constant",
   adamEps: 1e-6,
   adamBetas: [0.9, 0.999],
   gamma: 0.99,
@@ -324,6 +335,8 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   }, !o.serial));
   const inference = new Inference({ model, rollout, ring, seed: o.seed });
   const learner = new Learner(model, optimizer, ring, {
+    learningRate: o.learningRate,
+    lrDecaySamples: o.lrSchedule === "linear" ? o.totalFrames / o.frameskip : 0,
     numEpochs: o.numEpochs,
     gamma: o.gamma,
     gaeLambda: o.gaeLambda,
@@ -368,7 +381,9 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   let stoppedBy: AppoResult["stoppedBy"] = "frames";
   const shouldStop = (): boolean => {
     if (stop.requested) stoppedBy = "signal";
-    else if (o.stopAtReturn !== undefined && recentMean(run.episodeReturns, 20) >= o.stopAtReturn) {
+    else if (
+      o.stopAtReturn !== undefined && recentMean(run.episodeReturns, o.stopAtReturnEpisodes ?? 20) >= o.stopAtReturn
+    ) {
       stoppedBy = "return";
     } else return run.frames >= o.totalFrames;
     return true;

@@ -40,6 +40,10 @@ export interface LearnerOptions {
   chunkTrajectories: number;
   /** Optimizer steps on each batch. */
   numEpochs: number;
+  /** Learning rate at the start (the optimizer's own `lr` is left alone when `lrDecaySamples` is 0). */
+  learningRate: number;
+  /** Samples over which the learning rate decays linearly to 0; 0 keeps it constant. */
+  lrDecaySamples: number;
   gamma: number;
   gaeLambda: number;
   /** PPO ratio clip: the ratio is clipped to `[1 / (1 + c), 1 + c]` (Sample Factory's form). */
@@ -187,7 +191,7 @@ interface Batch {
  *   numSlots: 4, rollout: 8, obsSize: 4, obsDtype: "float32", actSize: 1, hiddenSize: 0,
  * }));
  * const learner = new Learner(model, new Adam(model.parameters()), ring, {
- *   ...APPO_DEFAULTS, batchTrajectories: 2, chunkTrajectories: 2,
+ *   ...APPO_DEFAULTS, batchTrajectories: 2, chunkTrajectories: 2, lrDecaySamples: 0,
  * });
  * console.assert(!learner.hasWork()); // no complete trajectories yet
  * ```
@@ -247,6 +251,8 @@ export class Learner {
     let gradNorm = 0;
     if (batch.numValid > 0) {
       const norm = clipGradNormTensor(params, this.options.maxGradNorm);
+      const { learningRate, lrDecaySamples } = this.options;
+      if (lrDecaySamples > 0) this.optimizer.lr = learningRate * Math.max(0, 1 - this.samples / lrDecaySamples);
       this.optimizer.step();
       gradNorm = norm.item(); // after the step: on a device backend the update is recorded before this one readback
     }
