@@ -160,15 +160,16 @@ function appoToOnnx(g: OnnxGraph, model: AppoModelLike, options: PolicyExportOpt
   } else {
     // Like prepareObs, float observations are only reinterpreted as the input shape (no transpose).
     x = g.reshape(obs, [-1, ...model.inputShape]);
-    if (model.obsRms) {
-      const { mean, var: v } = model.obsRms;
-      const inv = Float32Array.from(v, (s) => 1 / Math.sqrt(s + 1e-8));
-      x = g.mul(
-        g.sub(x, g.constant(Float32Array.from(mean), [mean.length], "obs_mean")),
-        g.constant(inv, [inv.length], "obs_inv_std"),
-      );
-      x = g.clip(x, -5, 5);
-    }
+  }
+  if (model.obsRms) {
+    // Per value of the input layout, broadcast over the batch.
+    const { mean, var: v } = model.obsRms;
+    const inv = Float32Array.from(v, (s) => 1 / Math.sqrt(s + 1e-8));
+    x = g.mul(
+      g.sub(x, g.constant(Float32Array.from(mean), model.inputShape, "obs_mean")),
+      g.constant(inv, model.inputShape, "obs_inv_std"),
+    );
+    x = g.clip(x, -5, 5);
   }
   let f = g.module(model.encoder, x, { prefix: "encoder.", convs: image ? DOOM_CONVS : [] });
   if (model.core) {

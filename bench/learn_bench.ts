@@ -72,6 +72,7 @@ const CARTPOLE_APPO: Partial<AppoOptions> & { envId: string } = {
   rnnSize: 0,
   mlpLayers: [64, 64],
   nonlinearity: "tanh",
+  initialization: "cleanrl",
   batchSize: 512,
   numEpochs: 4,
   learnerChunk: 0,
@@ -196,7 +197,9 @@ async function evalMain(runDir: string, episodes: number): Promise<void> {
   setBlasThreads(1);
   await ensureVizdoom();
   const { model, options, frames } = await loadAppoModel(runDir);
-  const returns = evaluateAppo(model, options.envId, { episodes, envKwargs: options.envKwargs });
+  // Sampled actions and the unshaped score (`true_objective`): what Sample Factory's enjoy script, whose numbers the
+  // Hugging Face course bar is set against, reports by default.
+  const returns = evaluateAppo(model, options.envId, { episodes, envKwargs: options.envKwargs, deterministic: false });
   console.log(JSON.stringify({ frames, returns }));
 }
 

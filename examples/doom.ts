@@ -80,7 +80,11 @@ function parse(argv: string[]) {
   }
 }
 
-/** Plays `episodes` greedy episodes, optionally recording the first to `video`, and writes `eval.json`. */
+/**
+ * Plays `episodes` episodes with sampled actions, scoring each by its unshaped `true_objective` where the env reports
+ * one (Sample Factory's enjoy script does both; the Hugging Face course bar is set on its numbers), optionally
+ * recording the first to `video`, and writes `eval.json`.
+ */
 async function evaluateRun(runDir: string, options: { episodes: number; video?: string }): Promise<void> {
   const { model, options: trained, frames, checkpoint } = await loadAppoModel(runDir);
   console.log(`evaluating ${checkpoint} (${frames} frames) on ${trained.envId} for ${options.episodes} episodes`);
@@ -88,6 +92,7 @@ async function evaluateRun(runDir: string, options: { episodes: number; video?: 
   try {
     const returns = evaluateAppo(model, trained.envId, {
       episodes: options.episodes,
+      deterministic: false,
       envKwargs: { ...trained.envKwargs, renderMode: "rgb_array" },
       onFrame: options.video
         ? (frame) => {

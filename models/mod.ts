@@ -44,3 +44,4 @@ export * from "./distributions.ts";
 export * from "./checkpoint.ts";
 export * from "./onnx.ts";
 export * from "./image.ts";
+export * from "./standardize.ts";

@@ -93,6 +93,22 @@ function params(model: { namedParameters(): [string, { data: Float32Array }][] }
   return new Map(model.namedParameters().map(([n, p]) => [n, p.data.slice()]));
 }
 
+Deno.test("AppoModel initialization: Sample Factory's gain 1 everywhere, or CleanRL's 0.01 policy head", () => {
+  const rowNorms = (w: { data: Float32Array; shape: readonly number[] }) =>
+    Array.from({ length: w.shape[0] }, (_, r) => Math.hypot(...w.data.subarray(r * w.shape[1], (r + 1) * w.shape[1])));
+  const options = { obsShape: [3, 36, 36], obsDtype: "uint8" as const, numActions: 5, rnnSize: 16, seed: 3 };
+  const sf = new AppoModel(options), cleanrl = new AppoModel({ ...options, initialization: "cleanrl" });
+  // Orthogonal rows (5 of 16 inputs) have the gain as their norm.
+  for (const n of rowNorms(sf.policyHead.weight)) assert.ok(Math.abs(n - 1) < 1e-5, `policy row norm ${n}`);
+  for (const n of rowNorms(cleanrl.policyHead.weight)) assert.ok(Math.abs(n - 0.01) < 1e-7, `policy row norm ${n}`);
+  // The first conv (32 filters of 3x8x8 = 192 weights) gets gain 1 or sqrt(2) for ELU.
+  const conv = (m: AppoModel) => m.parameters()[0];
+  const c = conv(sf), [o] = c.shape;
+  const sfConv = rowNorms({ data: c.data, shape: [o, c.size / o] });
+  const clConv = rowNorms({ data: conv(cleanrl).data, shape: [o, c.size / o] });
+  assert.ok(sfConv.every((n) => Math.abs(n - 1) < 1e-5) && clConv.every((n) => Math.abs(n - Math.SQRT2) < 1e-5));
+});
+
 Deno.test("serial mode: resuming from a checkpoint continues bit-identically (GRU core, V-trace)", async () => {
   const opts = { ...SMALL, withVtrace: true };
   const first = await trainAppo({ ...opts, totalFrames: 1200, runDir: tempDir() });
@@ -135,6 +151,7 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
     rnnSize: 0,
     mlpLayers: [64, 64],
     nonlinearity: "tanh" as const,
+    initialization: "cleanrl" as const,
     batchSize: 512,
     numEpochs: 4,
     learnerChunk: 0,
@@ -173,6 +190,42 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
   assert.ok(mean >= 475, `mean evaluation return ${mean} < 475`);
   const metrics = readMetrics(result.runDir);
   assert.ok(metrics.some((m) => m["charts/SPS"] > 0 && "charts/episodic_return" in m && "losses/value_loss" in m));
+});
+
+// Registers PixelCue-v0 here and, imported by URL, in every rollout Worker.
+const PIXEL_CUE = new URL("./_pixel_cue.ts", import.meta.url);
+await import(PIXEL_CUE.href);
+
+Deno.test("APPO learns from uint8 pixels through the conv encoder and carries a cue in its GRU (PixelCue, memory)", async () => {
+  // Doom's path at a small size: uint8 CHW frames, per-pixel input normalization, the conv encoder, the GRU unrolled
+  // over each trajectory. The cue shows only on the first of 4 frames and pays on the last, so a policy without
+  // memory earns 0.5 and this one must carry the colour through 2 blank frames.
+  const result = await trainAppo({
+    envId: "PixelCue-v0",
+    envKwargs: { memory: true, steps: 4 },
+    envModules: [PIXEL_CUE],
+    numWorkers: 2,
+    numEnvsPerWorker: 4,
+    rollout: 8,
+    batchSize: 128,
+    learnerChunk: 0,
+    rnnSize: 64,
+    learningRate: 1e-3,
+    totalFrames: 60_000,
+    stopAtReturn: 0.97,
+    stopAtReturnEpisodes: 100,
+    seed: 1,
+    serial: true,
+    runDir: tempDir(),
+    tensorboard: false,
+    handleSignals: false,
+    checkpointIntervalS: 0,
+  });
+  assert.ok(result.model.obsRms, "images are normalized per pixel");
+  const returns = evaluateAppo(result.model, "PixelCue-v0", { episodes: 40, envKwargs: { memory: true, steps: 4 } });
+  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
+  console.log(`PixelCue memory: ${result.frames} frames, stopped by ${result.stoppedBy}, greedy eval ${mean}`);
+  assert.ok(mean >= 0.85, `greedy evaluation mean ${mean} < 0.85 (no memory earns 0.5)`);
 });
 
 /** A module (as a data: URL) registering a CartPole that throws once, at its 50th step, across Worker restarts. */

@@ -15,6 +15,7 @@ import { contiguousStrides } from "../models/primitives.ts";
 import { Adam, clipGradNorm } from "../models/optim.ts";
 import { tensor } from "../models/tensor.ts";
 import { imagesToFloat } from "../models/image.ts";
+import { batchMoments, standardize } from "../models/standardize.ts";
 
 function rand(n: number, seed: number, scale = 3): Float32Array {
   let s = seed >>> 0;
@@ -251,3 +252,40 @@ Deno.test("native uint8 images to float (channels-last to channels-first) match 
     /need 1386 bytes/,
   );
 });
+
+Deno.test(
+  "standardize and batchMoments: native equals TypeScript bit for bit, masks and clipping included",
+  opts,
+  () => {
+    const rows = 37, size = 129; // odd sizes: vector tails
+    const x = rand(rows * size, 41, 4);
+    const mask = Uint8Array.from({ length: rows }, (_, r) => (r % 3 === 1 ? 0 : 1));
+    for (const m of [mask, undefined]) {
+      const [n, t] = both(() => batchMoments(x, rows, size, m));
+      assert.equal(n.count, m ? 25 : rows);
+      assert.equal(t.count, n.count);
+      assert.deepEqual(n.mean, t.mean, "means");
+      assert.deepEqual(n.m2, t.m2, "squared deviations");
+    }
+    // Masked rows leave no trace: the moments equal those of the kept rows alone.
+    const kept = Float32Array.from({ length: 25 * size }, (_, i) => {
+      const r = [...mask.keys()].filter((k) => mask[k])[Math.floor(i / size)];
+      return x[r * size + (i % size)];
+    });
+    assert.deepEqual(batchMoments(kept, 25, size).mean, batchMoments(x, rows, size, mask).mean);
+    const none = batchMoments(x, rows, size, new Uint8Array(rows));
+    assert.equal(none.count, 0);
+    assert.ok(none.mean.every((v) => v === 0));
+
+    const mean = Float64Array.from(rand(size, 42, 1)), inv = Float64Array.from(rand(size, 43, 2), Math.abs);
+    const [sn, st] = both(() => {
+      const y = x.slice();
+      standardize(y, rows, mean, inv, 3);
+      return y;
+    });
+    close(sn, st, "standardize", 0, 0);
+    assert.equal(sn[5 * size + 7], Math.fround(Math.max(-3, Math.min(3, (x[5 * size + 7] - mean[7]) * inv[7]))));
+    assert.ok(sn.some((v) => v === 3) && sn.some((v) => v === -3), "the clip acts on both sides");
+    assert.throws(() => standardize(x, rows + 1, mean, inv, 3), /38 rows of 129 values need 4902 inputs/);
+  },
+);

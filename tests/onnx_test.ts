@@ -105,10 +105,19 @@ async function checkAppoRecurrent(model: AppoModel, lowering: "op" | "unrolled",
   }
 }
 
-Deno.test("the APPO Doom model with a GRU core gives the engine's logits, values and hidden states over steps", async () => {
+Deno.test("the APPO Doom model with a GRU core and input normalization gives the engine's logits, values and hidden states over steps", async () => {
   // HWC frames (as the Doom env delivers them): the transpose to CHW is inside the graph.
-  const model = new AppoModel({ obsShape: [72, 128, 3], obsDtype: "uint8", numActions: 5, rnnSize: 32, seed: 2 });
-  for (const p of model.policyHead.parameters()) p.data.forEach((v, i, a) => (a[i] = v * 100));
+  const model = new AppoModel({
+    obsShape: [72, 128, 3],
+    obsDtype: "uint8",
+    numActions: 5,
+    rnnSize: 32,
+    seed: 2,
+    normalizeInput: true,
+  });
+  // Per-pixel statistics in the CHW input layout, some of them tight enough that the ±5 clip acts.
+  model.obsRms!.mean.forEach((_, i, a) => (a[i] = 0.5 + 0.3 * Math.sin(i)));
+  model.obsRms!.var.forEach((_, i, a) => (a[i] = 0.001 + 0.05 * (1 + Math.cos(0.7 * i))));
   const frames = (step: number) =>
     new Uint8Array(2 * 72 * 128 * 3).map((_, i) => (i * 13 + step * 29 + (i >> 7)) % 256);
   await checkAppoRecurrent(model, "op", frames);
@@ -123,7 +132,6 @@ Deno.test("the APPO Doom model without a core on float32 CHW frames matches the 
     nonlinearity: "relu",
     seed: 5,
   });
-  for (const p of model.policyHead.parameters()) p.data.forEach((v, i, a) => (a[i] = v * 100));
   const obs = pattern(2 * 3 * 48 * 64, (i) => Math.abs(Math.sin(0.01 * i)));
   await using policy = await runGraph(policyToOnnx(model).encode());
   assert.deepEqual([policy.obsDtype, policy.hiddenSize], ["float32", 0]);
@@ -145,7 +153,7 @@ Deno.test("the APPO MLP model exports its input normalization and gives values i
     seed: 4,
   });
   model.obsRms!.update(pattern(60, (i) => 3 * Math.sin(i) + (i % 6)), 10);
-  model.retRms!.update([5, 9, -2, 14], 4);
+  model.retRms!.update(new Float32Array([5, 9, -2, 14]), 4);
   const B = 3, obs = pattern(B * 6, (i) => 4 * Math.cos(0.9 * i));
   const h = pattern(B * 8, (i) => 0.3 * Math.sin(i));
   await using policy = await runGraph(policyToOnnx(model).encode());

@@ -102,6 +102,40 @@ Deno.test("doom_deathmatch_bots hosts a deathmatch with 7 bots and respawns the 
   assert.equal(players, 8);
 });
 
+Deno.test("gathering shaping adds +1 per health pickup and reports the unshaped score as true_objective", () => {
+  const env = make("doom_health_gathering_supreme") as DoomEnv;
+  try {
+    // Walking forward from these seeds picks up medkits before the acid floor kills the player.
+    let pickups = 0, episodes = 0;
+    for (let seed = 0; seed < 4; seed++) {
+      env.reset({ seed });
+      // Like Sample Factory's wrapper, the first step has no previous health to compare with.
+      let shaped = 0, bonus = 0, done = false, health = Infinity;
+      while (!done) {
+        const [, reward, terminated, truncated, next] = env.step(3); // MOVE_FORWARD
+        done = terminated || truncated;
+        shaped += reward;
+        if (!done) {
+          const rose = (next.HEALTH as number) > health;
+          // The engine pays 0.01 per tic (4 per step); a pickup adds exactly 1 on the step where HEALTH rose.
+          assert.ok(Math.abs(reward - (rose ? 1.04 : 0.04)) < 1e-6, `step reward ${reward}, health rose: ${rose}`);
+          if (rose) bonus++;
+          health = next.HEALTH as number;
+          assert.equal(next.true_objective, undefined, "true_objective comes only at the end");
+        } else {
+          assert.equal(typeof next.true_objective, "number");
+          assert.ok(Math.abs((next.true_objective as number) - (shaped - bonus)) < 1e-6, "unshaped score");
+        }
+      }
+      pickups += bonus;
+      episodes++;
+    }
+    assert.ok(pickups > 0, `no pickups in ${episodes} episodes: the shaping was not exercised`);
+  } finally {
+    env.close();
+  }
+});
+
 Deno.test("same seed and actions give identical observations and rewards, also in a second env", () => {
   using a = new DoomEnv("basic", { resize: [128, 72], frameskip: 4 });
   const first = rollout(a, 7, 120), second = rollout(a, 7, 120);

@@ -126,6 +126,8 @@ export interface AppoOptions {
   mlpLayers: number[];
   /** Encoder activation. */
   nonlinearity: "elu" | "relu" | "tanh";
+  /** Layer initialization: Sample Factory's (gain 1 everywhere) or CleanRL's (see `AppoModelOptions`). */
+  initialization: "sample_factory" | "cleanrl";
   /** GRU core size, 0 for none. */
   rnnSize: number;
   /** Seed of init, env episodes and action sampling. */
@@ -206,6 +208,7 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   normalizeReturns: true,
   mlpLayers: [512, 512],
   nonlinearity: "elu",
+  initialization: "sample_factory",
   rnnSize: 512,
   seed: 0,
   serial: false,
@@ -769,6 +772,7 @@ function buildModel(o: AppoOptions, obsSpace: Box, nvec: readonly number[]): App
     encoder: o.encoder,
     mlpLayers: o.mlpLayers,
     nonlinearity: o.nonlinearity,
+    initialization: o.initialization,
     rnnSize: o.rnnSize,
     normalizeInput: o.normalizeInput,
     normalizeReturns: o.normalizeReturns,
@@ -975,7 +979,10 @@ export interface EvaluateAppoOptions {
 }
 
 /**
- * Plays `episodes` episodes with the policy in this thread (batched over the episodes) and returns their returns.
+ * Plays `episodes` episodes with the policy in this thread (batched over the episodes) and returns their scores: the
+ * summed rewards, or, where the env reports one at the episode's end, `info.true_objective` (the unshaped score of
+ * a reward-shaped env such as `doom_health_gathering_supreme`, as Sample Factory's evaluation and the Hugging Face
+ * course report it).
  *
  * @example
  * ```ts
@@ -1036,10 +1043,12 @@ export function evaluateAppo(model: AppoModel, envId: string, options: EvaluateA
           multi[d] = choice;
         }
         const action = D > 1 ? multi.slice() : multi[0];
-        const [obs, reward, terminated, truncated] = envs[i].step(action);
+        const [obs, reward, terminated, truncated, info] = envs[i].step(action);
         returns[i] += reward;
-        if (terminated || truncated) done[i] = true;
-        else raw.set(obs as ArrayLike<number>, i * size);
+        if (terminated || truncated) {
+          done[i] = true;
+          if (typeof info.true_objective === "number") returns[i] = info.true_objective;
+        } else raw.set(obs as ArrayLike<number>, i * size);
         if (i === 0 && !done[0]) record();
       }
     }

@@ -327,8 +327,10 @@ export class Learner {
         }
       }
     }
-    if (model.obsRms) model.obsRms.update(raw, M, valid);
-    const x = model.prepareObs(raw, M).data;
+    // Sample Factory's order: the statistics take in the batch, then normalize it.
+    const x = model.scaleObs(raw, M);
+    model.obsRms?.update(x, M, valid);
+    model.normalizeObs(x, M);
     const adv = new Float32Array(M), targets = new Float32Array(M), oldValues = new Float32Array(M);
     if (!o.withVtrace) {
       const a = gae({ rewards, dones, values, k, T, gamma: o.gamma, lambda: o.gaeLambda });
@@ -405,9 +407,13 @@ export class Learner {
     const entropy = dist.entropy();
     const expl = o.explorationLoss === "entropy"
       ? neg(entropy)
-      // Symmetric KL to the uniform prior: KL(p‖u) + KL(u‖p) = Σ p log p − mean(log p) (summed over dimensions).
+      // Sample Factory's symmetric KL to the uniform prior, (KL(p‖u) + KL(u‖p)) / 2 = (Σ p log p − mean(log p)) / 2
+      // (summed over dimensions).
       : clamp(
-        sub(neg(entropy), dist instanceof Categorical ? mean(dist.logits, { axis: -1 }) : dist.meanLogProbs()),
+        mul(
+          sub(neg(entropy), dist instanceof Categorical ? mean(dist.logits, { axis: -1 }) : dist.meanLogProbs()),
+          0.5,
+        ),
         -Infinity,
         30,
       );

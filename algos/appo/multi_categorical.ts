@@ -85,7 +85,7 @@ export class MultiCategorical {
 
   /**
    * `Σ_d mean_k log p_d(k)` per row. The symmetric KL to the uniform prior, summed over dimensions (Sample Factory's
-   * multi-categorical exploration loss), is `−entropy() − meanLogProbs()`.
+   * multi-categorical exploration loss), is `(−entropy() − meanLogProbs()) / 2`.
    */
   meanLogProbs(): Tensor {
     return this.#sum((dist) => mean(dist.logits, { axis: -1 }));

@@ -164,7 +164,10 @@ export interface DoomEnvOptions {
   seed?: number;
   /** Multiplies rewards (Sample Factory's `reward_scaling`), default 1. */
   rewardScale?: number;
-  /** `gathering`: +1 whenever HEALTH rises (Sample Factory's DoomGatheringRewardShaping). */
+  /**
+   * `gathering`: +1 whenever HEALTH rises (Sample Factory's DoomGatheringRewardShaping); the episode's last `info` then
+   * holds `true_objective`, the engine's unshaped score.
+   */
   rewardShaping?: "gathering";
   /**
    * Deathmatch against this many bots: hosts a one-player deathmatch with Sample Factory's server settings (forced
@@ -242,6 +245,8 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
   #shaping: "gathering" | undefined;
   #healthIndex: number;
   #prevHealth: number | undefined;
+  /** The episode's summed engine reward before shaping (the `true_objective` reported with shaping). */
+  #objective = 0;
   #screenShape: { width: number; height: number; channels: number; layout: "CHW" | "HWC" };
   #rgbFrame: Uint8Array | undefined;
 
@@ -363,6 +368,7 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     }
     this.#needsReset = false;
     this.#prevHealth = undefined;
+    this.#objective = 0;
     return [this.#observation(), this.#info()];
   }
 
@@ -431,10 +437,16 @@ export class DoomEnv extends Env<DoomObservation, DoomAction> {
     const timeout = done && out[OUT_TIMEOUT] === 1 && out[OUT_DEAD] === 0;
     if (done) this.#needsReset = true;
     const info = this.#info();
-    if (this.#shaping === "gathering" && !done) {
-      const health = this.#vars[this.#healthIndex];
-      if (this.#prevHealth !== undefined && health > this.#prevHealth) reward += 1;
-      this.#prevHealth = health;
+    if (this.#shaping === "gathering") {
+      // Sample Factory's gathering wrapper: the shaped reward trains; the engine's own score, `true_objective` at the
+      // episode's end, is what its evaluation (and the Hugging Face course) reports.
+      this.#objective += out[OUT_REWARD];
+      if (done) info.true_objective = this.#objective;
+      else {
+        const health = this.#vars[this.#healthIndex];
+        if (this.#prevHealth !== undefined && health > this.#prevHealth) reward += 1;
+        this.#prevHealth = health;
+      }
     }
     return [this.#observation(), reward, done && !timeout, timeout, info];
   }

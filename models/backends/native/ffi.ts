@@ -7,7 +7,7 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 5;
+export const KERNELS_ABI = 6;
 
 /** Symbols of `libarcadia_kernels`. */
 export const KERNEL_SYMBOLS = {
@@ -47,6 +47,11 @@ export const KERNEL_SYMBOLS = {
   arc_im2col: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   // void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads);
   arc_col2im: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
+  // void arc_standardize(float *x, int32_t rows, int32_t size, const double *mean, const double *inv, double clip);
+  arc_standardize: { parameters: ["buffer", "i32", "i32", "buffer", "buffer", "f64"], result: "void" },
+  // int32_t arc_masked_moments(const float *x, int32_t rows, int32_t size, const uint8_t *mask, double *mean,
+  //                            double *m2);
+  arc_masked_moments: { parameters: ["buffer", "i32", "i32", "buffer", "buffer", "buffer"], result: "i32" },
   // void arc_u8_to_f32(const uint8_t *raw, int32_t rows, int32_t c, int32_t hw, int32_t hwc, double scale, float *out);
   arc_u8_to_f32: { parameters: ["buffer", "i32", "i32", "i32", "i32", "f64", "buffer"], result: "void" },
   // int arc_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const float *a,

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 5
+#define ARC_ABI 6
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 
@@ -429,6 +429,45 @@ void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads
   const int slices = conv_slices(geo, threads);
   const conv_args a = {col2im_channels, col, dx, geo, (geo[1] + slices - 1) / slices};
   arc_parallel(conv_slice, &a, slices, threads);
+}
+
+// ---- running mean/std normalization (policy inputs) -----------------------------------------------------------
+// Per column i of [rows, size]: x = clamp((x - mean[i]) * inv[i], -clip, clip), in double and rounded once like V8.
+void arc_standardize(float *restrict x, int32_t rows, int32_t size, const double *restrict mean,
+                     const double *restrict inv, double clip) {
+  for (int32_t r = 0; r < rows; r++) {
+    float *row = x + (int64_t)r * size;
+    for (int32_t i = 0; i < size; i++) {
+      double y = ((double)row[i] - mean[i]) * inv[i];
+      row[i] = (float)(y > clip ? clip : y < -clip ? -clip : y);
+    }
+  }
+}
+
+// Batch moments of the rows whose mask byte is nonzero (mask NULL: every row): mean[i], then m2[i], the sum of squared
+// deviations from it. Rows are added in order, so each column sums exactly as the TypeScript loop does. Returns the
+// number of rows taken (0 leaves mean and m2 zero).
+int32_t arc_masked_moments(const float *restrict x, int32_t rows, int32_t size, const uint8_t *restrict mask,
+                           double *restrict mean, double *restrict m2) {
+  int32_t m = 0;
+  for (int32_t i = 0; i < size; i++) mean[i] = 0, m2[i] = 0;
+  for (int32_t r = 0; r < rows; r++) {
+    if (mask && !mask[r]) continue;
+    const float *row = x + (int64_t)r * size;
+    for (int32_t i = 0; i < size; i++) mean[i] += row[i];
+    m++;
+  }
+  if (m == 0) return 0;
+  for (int32_t i = 0; i < size; i++) mean[i] /= m;
+  for (int32_t r = 0; r < rows; r++) {
+    if (mask && !mask[r]) continue;
+    const float *row = x + (int64_t)r * size;
+    for (int32_t i = 0; i < size; i++) {
+      double d = row[i] - mean[i];
+      m2[i] += d * d;
+    }
+  }
+  return m;
 }
 
 // ---- uint8 images to float32 (policy inputs) -------------------------------------------------------------------
