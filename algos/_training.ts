@@ -231,6 +231,11 @@ export async function saveTrainingCheckpoint(path: string, state: TrainingState)
   });
 }
 
+/** The checkpoint kept for step `globalStep` with `keepCheckpoints`. */
+export function stepCheckpointPath(runDir: string, globalStep: number): string {
+  return `${runDir}/checkpoints/step_${globalStep}.safetensors`;
+}
+
 /**
  * Write the run's checkpoint (`runDir/checkpoint.safetensors`, atomically) and, with `keep`, a copy that later
  * checkpoints do not overwrite (`runDir/checkpoints/step_<globalStep>.safetensors`). Returns the latest's path.
@@ -240,7 +245,7 @@ export async function writeRunCheckpoint(runDir: string, state: TrainingState, k
   await saveTrainingCheckpoint(path, state);
   if (keep) {
     await Deno.mkdir(`${runDir}/checkpoints`, { recursive: true });
-    await saveTrainingCheckpoint(`${runDir}/checkpoints/step_${state.counters.globalStep}.safetensors`, state);
+    await saveTrainingCheckpoint(stepCheckpointPath(runDir, state.counters.globalStep), state);
   }
   return path;
 }

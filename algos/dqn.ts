@@ -7,14 +7,27 @@
  * the replay buffer (frames stored once), after `learningStarts` one Adam step every `trainFrequency` vector steps
  * on a sampled minibatch, and a hard (τ = 1) or soft target-network update every `targetNetworkFrequency` steps.
  *
- * Checkpoints hold both networks, the optimizer, counters and the generator; the replay buffer is not saved (it can
- * be gigabytes), so after a resume updates wait until `learningStarts` fresh steps (at most the buffer capacity)
- * are collected again.
+ * Checkpoints hold both networks, the optimizer, counters and the generator. The replay buffer (it can be gigabytes)
+ * is saved beside them only with `saveReplayBuffer`; a resume then continues bit-identically, and without it updates
+ * wait until `learningStarts` fresh steps (at most the buffer capacity) are collected again.
  *
  * @module
  */
 
-import { Adam, clipGradNorm, gather, huberLoss, mean, mseLoss, mul, noGrad, Rng, Tensor } from "../models/mod.ts";
+import {
+  Adam,
+  clipGradNorm,
+  gather,
+  huberLoss,
+  loadSafetensors,
+  mean,
+  mseLoss,
+  mul,
+  noGrad,
+  Rng,
+  saveSafetensors,
+  Tensor,
+} from "../models/mod.ts";
 import { MetricsLogger } from "./logger.ts";
 import { ReplayBuffer } from "./replay_buffer.ts";
 import {
@@ -30,6 +43,7 @@ import {
   RUN_FILES,
   type RunOptions,
   startRun,
+  stepCheckpointPath,
   stopRequest,
   type TrainResult,
   TrainRng,
@@ -45,6 +59,12 @@ export interface DqnOptions extends RunOptions, EnvOptions {
   bufferSize: number;
   /** Refuse a replay buffer larger than this many bytes (default: the memory the OS reports available). */
   maxReplayBytes?: number;
+  /**
+   * Save the replay buffer with every checkpoint (`<checkpoint>.replay_buffer.safetensors`, written atomically;
+   * Stable-Baselines3's `save_replay_buffer`), so a resume continues bit-identically instead of refilling it. Costs
+   * the buffer's size on disk and its write time at each checkpoint.
+   */
+  saveReplayBuffer: boolean;
   /** Discount factor γ. */
   gamma: number;
   /** Target network update rate: 1 copies (hard update), less blends `τ·online + (1 − τ)·target`. */
@@ -102,6 +122,7 @@ export const DQN_DEFAULTS: Readonly<DqnOptions> = Object.freeze({
   vectorBackend: "sync" as const,
   learningRate: 1e-4,
   bufferSize: 1_000_000,
+  saveReplayBuffer: false,
   gamma: 0.99,
   tau: 1,
   targetNetworkFrequency: 1000,
@@ -200,8 +221,27 @@ export async function trainDqn(options: Partial<DqnOptions> = {}): Promise<Train
     let globalStep = 0, iteration = 0, learningStartsAt = args.learningStarts;
     if (resumeFrom) {
       ({ globalStep, iteration } = await loadTrainingCheckpoint(resumeFrom, { model, optimizer, rng }));
-      learningStartsAt = globalStep + Math.min(args.learningStarts, args.bufferSize);
+      if (!(await loadReplayBuffer(rb, replayBufferPath(resumeFrom), globalStep))) {
+        learningStartsAt = globalStep + Math.min(args.learningStarts, args.bufferSize);
+      }
     }
+    // The buffer first, the checkpoint second: a crash between them leaves a checkpoint whose step the newer buffer
+    // does not match, and a resume then refills the buffer rather than mix the two.
+    const checkpoint = async () => {
+      if (args.saveReplayBuffer) {
+        const metadata = { global_step: String(globalStep) };
+        await saveSafetensors(replayBufferPath(checkpointPath), rb.state(), { metadata });
+        if (args.keepCheckpoints) {
+          await Deno.mkdir(`${runDir}/checkpoints`, { recursive: true });
+          await saveSafetensors(replayBufferPath(stepCheckpointPath(runDir, globalStep)), rb.state(), { metadata });
+        }
+      }
+      await writeRunCheckpoint(
+        runDir,
+        { model, optimizer, rng, counters: { globalStep, iteration } },
+        args.keepCheckpoints,
+      );
+    };
     const [firstObs] = await envs.reset({ seed: args.seed + globalStep });
     rb.start(firstObs);
 
@@ -299,22 +339,14 @@ export async function trainDqn(options: Partial<DqnOptions> = {}): Promise<Train
         }`
       );
       if (crossedBoundary(stepBefore, globalStep, args.checkpointEvery) && iteration < numIterations) {
-        await writeRunCheckpoint(
-          runDir,
-          { model, optimizer, rng, counters: { globalStep, iteration } },
-          args.keepCheckpoints,
-        );
+        await checkpoint();
         const [obs2] = await envs.reset({ seed: args.seed + globalStep });
         rb.start(obs2);
       }
       await tick();
     }
 
-    await writeRunCheckpoint(
-      runDir,
-      { model, optimizer, rng, counters: { globalStep, iteration } },
-      args.keepCheckpoints,
-    );
+    await checkpoint();
     progress(() => `dqn done: ${globalStep} steps${stop.reason ? ` (stopped by ${stop.reason})` : ""}`, true);
     logger.flush();
     return { policy: qNetwork, runDir, globalStep, checkpoint: checkpointPath, stoppedBy: stop.reason };
@@ -330,4 +362,26 @@ function softUpdate(target: QNetwork, online: QNetwork, tau: number): void {
     const s = src[p].data, d = dst[p].data;
     for (let i = 0; i < d.length; i++) d[i] = tau * s[i] + (1 - tau) * d[i];
   }
+}
+
+/** Where the replay buffer of a checkpoint lives: `checkpoint.safetensors` → `checkpoint.replay_buffer.safetensors`. */
+export function replayBufferPath(checkpoint: string): string {
+  return `${checkpoint.replace(/\.safetensors$/, "")}.replay_buffer.safetensors`;
+}
+
+/** Loads the buffer saved with a checkpoint at `globalStep`; false (buffer untouched) when there is none or it is stale. */
+async function loadReplayBuffer(rb: ReplayBuffer, path: string, globalStep: number): Promise<boolean> {
+  const file = await loadSafetensors(path).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  });
+  if (!file) return false;
+  if (Number(file.metadata.global_step) !== globalStep) {
+    console.warn(
+      `dqn: ${path} is from step ${file.metadata.global_step}, the checkpoint from ${globalStep}: refilling the buffer`,
+    );
+    return false;
+  }
+  rb.loadState(file.tensors);
+  return true;
 }

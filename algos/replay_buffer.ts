@@ -14,6 +14,8 @@
  * @module
  */
 
+import { type SafeTensor, safeTensor } from "../models/mod.ts";
+
 /** Options of `ReplayBuffer`. */
 export interface ReplayBufferOptions {
   /** Total transitions kept (split evenly over the envs' rings). */
@@ -128,6 +130,11 @@ export class SumTree {
     return this.#tree[1];
   }
 
+  /** The whole tree (internal sums included, so a restored tree samples bit-identically); a view, not a copy. */
+  get nodes(): Float64Array {
+    return this.#tree;
+  }
+
   /** Priority of leaf `i`. */
   get(i: number): number {
     return this.#tree[this.#size + i];
@@ -236,6 +243,51 @@ export class ReplayBuffer {
     this.#head = new Int32Array(this.numEnvs).fill(-1);
     this.#count = new Int32Array(this.numEnvs);
     this.#tree = this.alpha > 0 ? new SumTree(slots) : null;
+  }
+
+  /**
+   * Everything the buffer holds as safetensors tensors (`rb.*`): frames, actions, rewards, flags, ring positions and
+   * the priority tree. `loadState` puts them back into a buffer built with the same options; saved beside a checkpoint
+   * (DQN's `saveReplayBuffer`) they let a resumed run continue bit-identically. Views, not copies.
+   */
+  state(): Record<string, SafeTensor> {
+    const t: Record<string, SafeTensor> = {
+      "rb.actions": safeTensor(this.#actions, [this.#actions.length]),
+      "rb.rewards": safeTensor(this.#rewards, [this.#rewards.length]),
+      "rb.flags": safeTensor(this.#flags, [this.#flags.length]),
+      "rb.head": safeTensor(this.#head, [this.numEnvs]),
+      "rb.count": safeTensor(this.#count, [this.numEnvs]),
+      "rb.max_priority": safeTensor(Float64Array.of(this.#maxPriority), [1]),
+    };
+    if (this.#tree) t["rb.tree"] = safeTensor(this.#tree.nodes, [this.#tree.nodes.length]);
+    this.#chunks.forEach((chunks, e) => {
+      chunks.forEach((c, i) => (t[`rb.frames.${e}.${i}`] = safeTensor(c, [c.length / this.frameSize, this.frameSize])));
+    });
+    return t;
+  }
+
+  /** Restores what `state()` returned; checks every name, dtype and shape first and names what does not fit. */
+  loadState(tensors: Record<string, SafeTensor>): void {
+    const mine = this.state();
+    const problems: string[] = [];
+    for (const [name, t] of Object.entries(mine)) {
+      const got = tensors[name];
+      if (!got) problems.push(`missing '${name}'`);
+      else if (got.dtype !== t.dtype || got.shape.join(",") !== t.shape.join(",")) {
+        problems.push(`'${name}' is ${got.dtype} [${got.shape}], this buffer has ${t.dtype} [${t.shape}]`);
+      }
+    }
+    for (const name of Object.keys(tensors)) if (!(name in mine)) problems.push(`unexpected '${name}'`);
+    if (problems.length) {
+      throw new Error(
+        `ReplayBuffer.loadState: the saved buffer was made with other options (capacity, envs, observation shape, ` +
+          `frame stack or prioritized replay): ${problems.slice(0, 5).join("; ")}`,
+      );
+    }
+    for (const [name, t] of Object.entries(mine)) {
+      if (name !== "rb.max_priority") (t.data as Uint8Array).set(tensors[name].data as Uint8Array);
+    }
+    this.#maxPriority = (tensors["rb.max_priority"].data as Float64Array)[0];
   }
 
   /** Transitions that can be sampled now (approximately: per-env rings minus their unusable edges). */

@@ -13,10 +13,10 @@ import type { Optimizer, OptimizerState } from "./optim.ts";
 import { syncHost } from "./tensor.ts";
 
 /** Element types supported here. */
-export type DType = "F32" | "I64" | "I32" | "U8";
+export type DType = "F64" | "F32" | "I64" | "I32" | "U8";
 
 /** Typed array matching each dtype (`I64` values are `BigInt64Array`). */
-export type DTypeArray = Float32Array | BigInt64Array | Int32Array | Uint8Array;
+export type DTypeArray = Float64Array | Float32Array | BigInt64Array | Int32Array | Uint8Array;
 
 /** One named array in a safetensors file. */
 export interface SafeTensor {
@@ -25,9 +25,10 @@ export interface SafeTensor {
   data: DTypeArray;
 }
 
-const BYTES: Record<DType, number> = { F32: 4, I64: 8, I32: 4, U8: 1 };
+const BYTES: Record<DType, number> = { F64: 8, F32: 4, I64: 8, I32: 4, U8: 1 };
 
 function dtypeOf(data: DTypeArray): DType {
+  if (data instanceof Float64Array) return "F64";
   if (data instanceof Float32Array) return "F32";
   if (data instanceof BigInt64Array) return "I64";
   if (data instanceof Int32Array) return "I32";
@@ -39,8 +40,11 @@ export function safeTensor(data: DTypeArray, shape: number[]): SafeTensor {
   return { dtype: dtypeOf(data), shape, data };
 }
 
-/** Serialize tensors (sorted by name, like the reference implementation) and string metadata. */
-export function encodeSafetensors(tensors: Record<string, SafeTensor>, metadata?: Record<string, string>): Uint8Array {
+/** The header of a safetensors file (8-byte length + padded JSON) and the tensor order and data size behind it. */
+function layoutSafetensors(
+  tensors: Record<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): { head: Uint8Array; names: string[]; dataBytes: number } {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
@@ -57,21 +61,29 @@ export function encodeSafetensors(tensors: Record<string, SafeTensor>, metadata?
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let pos = 8 + json.length;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(json, 8);
+  return { head, names, dataBytes: offset };
+}
+
+/** The bytes of a typed array, little-endian on the hosts we support (x86, ARM). */
+function bytesOf(d: DTypeArray): Uint8Array {
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** Serialize tensors (sorted by name, like the reference implementation) and string metadata. */
+export function encodeSafetensors(tensors: Record<string, SafeTensor>, metadata?: Record<string, string>): Uint8Array {
+  const { head, names, dataBytes } = layoutSafetensors(tensors, metadata);
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head);
+  let pos = head.length;
   for (const name of names) {
-    const d = tensors[name].data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos); // little-endian hosts only (x86, ARM)
-    pos += d.byteLength;
+    const b = bytesOf(tensors[name].data);
+    out.set(b, pos);
+    pos += b.length;
   }
   return out;
 }
@@ -82,14 +94,21 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-/** Parse safetensors bytes; throws describing the first malformed entry. */
-export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
-  if (bytes.length < 8) throw new Error("safetensors: file shorter than its 8-byte header length");
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (8 + n > bytes.length) throw new Error(`safetensors: header length ${n} exceeds file size ${bytes.length}`);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const base = 8 + n;
-  const tensors: Record<string, SafeTensor> = {};
+interface HeaderEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  start: number;
+  end: number;
+}
+
+/** Checks the JSON header against `dataBytes` of data; throws describing the first malformed entry. */
+function parseHeader(
+  json: Uint8Array,
+  dataBytes: number,
+): { entries: HeaderEntry[]; metadata: Record<string, string> } {
+  const header = JSON.parse(new TextDecoder().decode(json));
+  const entries: HeaderEntry[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const { dtype, shape, data_offsets: [start, end] } = info as {
@@ -97,39 +116,71 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
       shape: number[];
       data_offsets: [number, number];
     };
-    if (!(dtype in BYTES)) throw new Error(`safetensors: '${name}' has unsupported dtype ${dtype} (F32, I64, I32, U8)`);
+    if (!(dtype in BYTES)) {
+      throw new Error(`safetensors: '${name}' has unsupported dtype ${dtype} (F64, F32, I64, I32, U8)`);
+    }
     const dt = dtype as DType;
     const count = shape.reduce((a, b) => a * b, 1);
-    if (end - start !== count * BYTES[dt] || base + end > bytes.length) {
+    if (end - start !== count * BYTES[dt] || end > dataBytes) {
       throw new Error(`safetensors: '${name}' offsets [${start}, ${end}] do not fit ${dt} [${shape}]`);
     }
-    // Copy so the arrays are aligned and independent of the file buffer.
-    const buf = bytes.slice(base + start, base + end).buffer;
-    const data = dt === "F32"
-      ? new Float32Array(buf)
-      : dt === "I64"
-      ? new BigInt64Array(buf)
-      : dt === "I32"
-      ? new Int32Array(buf)
-      : new Uint8Array(buf);
-    tensors[name] = { dtype: dt, shape, data };
+    entries.push({ name, dtype: dt, shape, start, end });
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  return { entries, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
 }
 
-/** Write `bytes` to `path` atomically: temp file beside it, fsync, rename over the target. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+function typedArray(dtype: DType, buf: ArrayBuffer): DTypeArray {
+  return dtype === "F64"
+    ? new Float64Array(buf)
+    : dtype === "F32"
+    ? new Float32Array(buf)
+    : dtype === "I64"
+    ? new BigInt64Array(buf)
+    : dtype === "I32"
+    ? new Int32Array(buf)
+    : new Uint8Array(buf);
+}
+
+/** Parse safetensors bytes; throws describing the first malformed entry. */
+export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
+  if (bytes.length < 8) throw new Error("safetensors: file shorter than its 8-byte header length");
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  if (8 + n > bytes.length) throw new Error(`safetensors: header length ${n} exceeds file size ${bytes.length}`);
+  const base = 8 + n;
+  const { entries, metadata } = parseHeader(bytes.subarray(8, base), bytes.length - base);
+  const tensors: Record<string, SafeTensor> = {};
+  for (const { name, dtype, shape, start, end } of entries) {
+    // Copy so the arrays are aligned and independent of the file buffer.
+    tensors[name] = { dtype, shape, data: typedArray(dtype, bytes.slice(base + start, base + end).buffer) };
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Write a file atomically: `write` fills a temp file beside `path`, which is then fsynced and renamed over the
+ * target, so a crash leaves either the old file or the new one, never a torn one.
+ */
+async function writeAtomic(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
     using file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await write(file);
     await file.sync();
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     throw err;
   }
   await Deno.rename(tmp, path);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}
+
+/** Write `bytes` to `path` atomically: temp file beside it, fsync, rename over the target. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await writeAtomic(path, (file) => writeAll(file, bytes));
 }
 
 /**
@@ -148,12 +199,43 @@ export async function saveSafetensors(
   tensors: Record<string, SafeTensor>,
   options: { metadata?: Record<string, string> } = {},
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, options.metadata));
+  // Streamed tensor by tensor: a file of gigabytes (a replay buffer) is never assembled in memory.
+  const { head, names } = layoutSafetensors(tensors, options.metadata);
+  await writeAtomic(path, async (file) => {
+    await writeAll(file, head);
+    for (const name of names) await writeAll(file, bytesOf(tensors[name].data));
+  });
 }
 
-/** Read a safetensors file. */
+/** Read a safetensors file, each tensor straight into its own array (no copy of the whole file in memory). */
 export async function loadSafetensors(path: string): Promise<SafetensorsFile> {
-  return decodeSafetensors(await Deno.readFile(path));
+  using file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  const readExactly = async (into: Uint8Array, what: string) => {
+    let got = 0;
+    while (got < into.length) {
+      const n = await file.read(into.subarray(got));
+      if (n === null) throw new Error(`safetensors: ${path} ends inside ${what}`);
+      got += n;
+    }
+  };
+  if (size < 8) throw new Error("safetensors: file shorter than its 8-byte header length");
+  const len = new Uint8Array(8);
+  await readExactly(len, "the header length");
+  const n = Number(new DataView(len.buffer).getBigUint64(0, true));
+  if (8 + n > size) throw new Error(`safetensors: header length ${n} exceeds file size ${size}`);
+  const json = new Uint8Array(n);
+  await readExactly(json, "the header");
+  const base = 8 + n;
+  const { entries, metadata } = parseHeader(json, size - base);
+  const tensors: Record<string, SafeTensor> = {};
+  for (const { name, dtype, shape, start, end } of entries.sort((a, b) => a.start - b.start)) {
+    const buf = new ArrayBuffer(end - start);
+    await file.seek(base + start, Deno.SeekMode.Start);
+    await readExactly(new Uint8Array(buf), `'${name}'`);
+    tensors[name] = { dtype, shape, data: typedArray(dtype, buf) };
+  }
+  return { tensors, metadata };
 }
 
 /** What a checkpoint holds. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { trainA2c } from "../algos/a2c.ts";
 import { trainPpo } from "../algos/ppo.ts";
-import { trainDqn } from "../algos/dqn.ts";
+import { replayBufferPath, trainDqn } from "../algos/dqn.ts";
+import { ReplayBuffer } from "../algos/replay_buffer.ts";
 import { loadSafetensors } from "../models/mod.ts";
 
 /** Names of the tensors in a checkpoint whose bytes differ from another's (empty when bit-identical). */
@@ -47,6 +48,45 @@ Deno.test("A2C resumed from a checkpoint continues bit-identically to a straight
     resume: `${root}/straight/checkpoints/step_400.safetensors`,
   });
   assert.deepEqual(await differingTensors(resumed.checkpoint, straight.checkpoint), []);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("DQN with saveReplayBuffer resumes bit-identically (prioritized, n-step); without the buffer it refills", async () => {
+  const root = await Deno.makeTempDir();
+  const common = {
+    ...quiet,
+    envId: "CartPole-v1",
+    seed: 5,
+    totalTimesteps: 900,
+    checkpointEvery: 300,
+    learningStarts: 100,
+    trainFrequency: 2,
+    batchSize: 16,
+    bufferSize: 500,
+    frameStack: 1,
+    nStep: 3,
+    prioritizedAlpha: 0.6,
+    policy: "mlp" as const,
+    saveReplayBuffer: true,
+  };
+  const straight = await trainDqn({ ...common, runDir: `${root}/straight` });
+  const step300 = `${root}/straight/checkpoints/step_300.safetensors`;
+  const saved = await loadSafetensors(replayBufferPath(step300));
+  assert.equal(saved.metadata.global_step, "300");
+  assert.ok(saved.tensors["rb.tree"] && saved.tensors["rb.frames.0.0"], Object.keys(saved.tensors).join(", "));
+  const resumed = await trainDqn({ ...common, runDir: `${root}/resumed`, resume: step300 });
+  assert.equal(resumed.globalStep, 900);
+  assert.deepEqual(await differingTensors(resumed.checkpoint, straight.checkpoint), []);
+  // The same resume without the buffer file starts from an empty buffer, so it trains differently.
+  await Deno.remove(replayBufferPath(step300));
+  const refilled = await trainDqn({ ...common, runDir: `${root}/refilled`, resume: step300 });
+  assert.notDeepEqual(await differingTensors(refilled.checkpoint, straight.checkpoint), []);
+  // A buffer made with other options is refused, naming what does not fit.
+  const other = new ReplayBuffer({ capacity: 400, numEnvs: 1, obsShape: [4], dtype: "float32" });
+  assert.throws(
+    () => other.loadState(saved.tensors),
+    /other options.*'rb.actions' is I32 \[505\], this buffer has I32 \[403\]/,
+  );
   await Deno.remove(root, { recursive: true });
 });
 
