@@ -39,9 +39,8 @@ export class PixelCue extends Env<Uint8Array, number> {
     this.actionSpace.assertContains(action, "action");
     this.#t++;
     const last = this.#t >= this.#steps;
-    let reward = 0;
-    if (!this.#memory) reward = action === this.#cue ? 1 : 0;
-    else if (last) reward = action === this.#cue ? 1 : 0;
+    const pays = !this.#memory || last;
+    const reward = pays && action === this.#cue ? 1 : 0;
     if (!this.#memory) this.#cue = this.rng.integers(0, 2);
     return [this.#observe(!this.#memory), reward, false, last, {}];
   }

@@ -11,14 +11,13 @@ import { make } from "../../envs/registry.ts";
 import { Box, Discrete, MultiDiscrete, type Space } from "../../envs/spaces.ts";
 import {
   Adam,
-  decodeSafetensors,
-  encodeSafetensors,
+  loadSafetensors,
   noGrad,
   type SafeTensor,
   safeTensor,
+  saveSafetensors,
   setBlasThreads,
   Tensor,
-  writeFileAtomic,
 } from "../../models/mod.ts";
 import { MetricsLogger } from "../logger.ts";
 import { prepareRunDir, resolveResume, RUN_FILES, runName, stopRequest, yieldToEventLoop } from "../_training.ts";
@@ -738,10 +737,6 @@ interface SerialState {
   history: number[][][];
 }
 
-function f64Bytes(x: Float64Array): SafeTensor {
-  return safeTensor(new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength)), [x.byteLength]);
-}
-
 function bytesOf(view: ArrayBufferView): SafeTensor {
   return safeTensor(new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength)), [
     view.byteLength,
@@ -799,7 +794,8 @@ function loadModelTensors(
   for (const [name, p] of model.namedParameters()) p.data.set(tensors[`model.${name}`].data as Float32Array);
   const f64 = (name: string, into: Float64Array) => {
     const t = tensors[name];
-    if (t) into.set(new Float64Array((t.data as Uint8Array).slice().buffer));
+    // F64; checkpoints written before safetensors here had F64 hold the float64 bytes as U8.
+    if (t) into.set(t.data instanceof Float64Array ? t.data : new Float64Array((t.data as Uint8Array).slice().buffer));
   };
   if (model.obsRms) {
     f64("appo.obs_rms.mean", model.obsRms.mean);
@@ -861,7 +857,7 @@ export async function loadAppoModel(path: string): Promise<LoadedAppoModel> {
     throw new TypeError(`loadAppoModel: ${o.envId} has the observation space ${obsSpace}; APPO needs a Box`);
   }
   const model = buildModel(o, obsSpace, actionNvec(actSpace, `loadAppoModel: ${o.envId}`));
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(checkpoint));
+  const { tensors, metadata } = await loadSafetensors(checkpoint);
   loadModelTensors(model, tensors, metadata, checkpoint);
   return { model, options: o, frames: Number(metadata.frames ?? 0), checkpoint };
 }
@@ -880,12 +876,12 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
   }
   const { model, inference, learner } = run;
   if (model.obsRms) {
-    tensors["appo.obs_rms.mean"] = f64Bytes(model.obsRms.mean);
-    tensors["appo.obs_rms.var"] = f64Bytes(model.obsRms.var);
+    tensors["appo.obs_rms.mean"] = safeTensor(model.obsRms.mean.slice(), [model.obsRms.mean.length]);
+    tensors["appo.obs_rms.var"] = safeTensor(model.obsRms.var.slice(), [model.obsRms.var.length]);
   }
   if (model.retRms) {
-    tensors["appo.ret_rms.mean"] = f64Bytes(model.retRms.mean);
-    tensors["appo.ret_rms.var"] = f64Bytes(model.retRms.var);
+    tensors["appo.ret_rms.mean"] = safeTensor(model.retRms.mean.slice(), [model.retRms.mean.length]);
+    tensors["appo.ret_rms.var"] = safeTensor(model.retRms.var.slice(), [model.retRms.var.length]);
   }
   const metadata: Record<string, string> = {
     format: "arcadia-checkpoint-v1",
@@ -920,12 +916,12 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
     metadata.serial_history = JSON.stringify(workers.map((w) => w.history));
     metadata.inference_version = String(inference.version);
   }
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await saveSafetensors(path, tensors, { metadata });
 }
 
 /** Loads what `saveAppoCheckpoint` wrote into `run`; returns the serial runner's extra state, if any. */
 async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState | undefined> {
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { tensors, metadata } = await loadSafetensors(path);
   loadModelTensors(run.model, tensors, metadata, path);
   const buffers: Record<string, Float32Array> = {};
   for (const [name, t] of Object.entries(tensors)) {
