@@ -98,6 +98,12 @@ interface BlasState {
  */
 const SMALL_GEMM_WORK = 2 * 1024 * 1024;
 /**
+ * The same bound for our own GEMM, whose helper thread spins between calls and whose caller takes the helper's
+ * slices when it is descheduled: two threads win from about 32x256x64 up (measured on the batch-1 conv shapes:
+ * 64x49x576 0.066 → 0.043 ms, 32x400x64 0.023 → 0.017 ms; 64x64x64 and below lose ~5%).
+ */
+const OWN_SMALL_GEMM_WORK = 512 * 1024;
+/**
  * Batch-1 GEMVs reading at least this many matrix elements use every thread: they are memory-bound and two cores
  * stream twice the bandwidth (Nature-CNN fc 512x3136: 0.29 → 0.15 ms even on a loaded machine).
  */
@@ -362,7 +368,7 @@ export function gemm(
   if ((m >= 8 || m === 1) && n >= 16 && k > 0) {
     const own = ownGemm();
     if (own !== null) {
-      const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : SMALL_GEMM_WORK) ? kernelThreads() : 1;
+      const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
       const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
       if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
     }

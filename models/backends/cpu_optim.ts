@@ -33,20 +33,24 @@ export function cpuAdamStep(
   wd: number,
 ): void {
   const n = x.length;
-  const c1 = 1 - b1, c2 = 1 - b2, invBc2 = 1 / bc2Sqrt;
   const k = n >= NATIVE_MIN ? nativeKernels() : null;
   if (k !== null) {
     // One vectorized pass over x, g, m, v: ~10x faster than V8's scalar loop for a 1.7M-parameter CNN.
-    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, invBc2, eps, wd, kernelThreads());
+    k.symbols.arc_adam(x, g, m, v, n, b1, b2, stepSize, 1 / bc2Sqrt, eps, wd, kernelThreads());
     return;
   }
+  // Float32 arithmetic like PyTorch's (and the native kernel's, bit for bit): every operation rounded by fround.
+  // A double op on float32 inputs rounded once to float32 is the correctly rounded float32 op (+ - * / sqrt).
+  const f = Math.fround;
+  const c1 = f(1 - b1), c2 = f(1 - b2), fb2 = f(b2), ss = f(stepSize), invBc2 = f(1 / bc2Sqrt), fe = f(eps);
+  const fwd = f(wd);
   for (let j = 0; j < n; j++) {
-    const gj = wd !== 0 ? g[j] + wd * x[j] : g[j];
-    const mj = m[j] + c1 * (gj - m[j]);
-    const vj = b2 * v[j] + c2 * gj * gj;
+    const gj = fwd !== 0 ? f(g[j] + f(fwd * x[j])) : g[j];
+    const mj = f(m[j] + f(c1 * f(gj - m[j])));
+    const vj = f(f(fb2 * v[j]) + f(f(c2 * gj) * gj));
     m[j] = mj;
     v[j] = vj;
-    x[j] -= (stepSize * mj) / (Math.sqrt(vj) * invBc2 + eps);
+    x[j] = x[j] - f(f(ss * mj) / f(f(f(Math.sqrt(vj)) * invBc2) + fe));
   }
 }
 

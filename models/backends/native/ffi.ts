@@ -7,7 +7,7 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 6;
+export const KERNELS_ABI = 7;
 
 /** Symbols of `libarcadia_kernels`. */
 export const KERNEL_SYMBOLS = {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 6
+#define ARC_ABI 7
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 
@@ -86,15 +86,17 @@ static inline float elu_v(float vf, double alpha) {
   return (float)(v > 0 ? v : v != v ? v : e);
 }
 
-// ---- Adam (torch.optim.Adam, one fused pass over x, g, m, v; same double arithmetic as optim.ts) --------------
-// Double sqrt and divide make it compute-bound (~2.5 ns per element on one core), so large tensors run in slices on
-// both threads; each element's arithmetic is the same whichever thread runs it.
+// ---- Adam (torch.optim.Adam, one fused pass over x, g, m, v; the float32 arithmetic of cpu_optim.ts) ----------
+// Float32 throughout, like PyTorch's: each operation rounds to float32 exactly as the TypeScript twin's Math.fround
+// does (no FMA contraction; vsqrtps/vdivps are correctly rounded), so both give the same bits. In double the sqrt
+// and divide made this compute-bound at ~2.5 ns per element and core; in float32 it is ~3x that fast. Large tensors
+// run in slices on both threads; each element's arithmetic is the same whichever thread runs it.
 typedef struct {
   float *x;
   const float *g;
   float *m, *v;
   int32_t n, per;
-  double b1, b2, step_size, inv_bc2, eps, wd;
+  float b2, c1, c2, step_size, inv_bc2, eps, wd;
 } adam_args;
 
 static int adam_slice(const void *ctx, int slice) {
@@ -102,16 +104,15 @@ static int adam_slice(const void *ctx, int slice) {
   const int32_t lo = slice * a->per < a->n ? slice * a->per : a->n, hi = lo + a->per < a->n ? lo + a->per : a->n;
   float *restrict x = a->x, *restrict m = a->m, *restrict v = a->v;
   const float *restrict g = a->g;
-  const double b1 = a->b1, b2 = a->b2, step_size = a->step_size, inv_bc2 = a->inv_bc2, eps = a->eps, wd = a->wd;
-  const double c1 = 1.0 - b1, c2 = 1.0 - b2;
-  (void)b1;
+  const float b2 = a->b2, c1 = a->c1, c2 = a->c2, step_size = a->step_size, inv_bc2 = a->inv_bc2, eps = a->eps;
+  const float wd = a->wd;
   for (int32_t j = lo; j < hi; j++) {
-    const double gj = wd != 0.0 ? (double)g[j] + wd * x[j] : (double)g[j];
-    const double mj = m[j] + c1 * (gj - m[j]);
-    const double vj = b2 * v[j] + c2 * gj * gj;
-    m[j] = (float)mj;
-    v[j] = (float)vj;
-    x[j] = (float)(x[j] - (step_size * mj) / (sqrt(vj) * inv_bc2 + eps));
+    const float gj = wd != 0.0f ? g[j] + wd * x[j] : g[j];
+    const float mj = m[j] + c1 * (gj - m[j]);
+    const float vj = b2 * v[j] + c2 * gj * gj;
+    m[j] = mj;
+    v[j] = vj;
+    x[j] = x[j] - (step_size * mj) / (sqrtf(vj) * inv_bc2 + eps);
   }
   return 0;
 }
@@ -119,7 +120,8 @@ static int adam_slice(const void *ctx, int slice) {
 void arc_adam(float *x, const float *g, float *m, float *v, int32_t n, double b1, double b2, double step_size,
               double inv_bc2, double eps, double wd, int32_t threads) {
   const int slices = threads > 1 && n >= 65536 ? 8 : 1;
-  const adam_args a = {x, g, m, v, n, (n / slices + 63) & ~63, b1, b2, step_size, inv_bc2, eps, wd};
+  const adam_args a = {x, g, m, v, n, (n / slices + 63) & ~63, (float)b2, (float)(1.0 - b1), (float)(1.0 - b2),
+                       (float)step_size, (float)inv_bc2, (float)eps, (float)wd};
   arc_parallel(adam_slice, &a, slices, threads);
 }
 
@@ -376,6 +378,59 @@ static void im2col_channels(const float *restrict x, const int32_t *geo, float *
       }
 }
 
+#if defined(__AVX512F__)
+// Unpadded geometries (our networks'): with each image's plane of channel c first split into its SH·SW stride phases
+// (phase (u, v) holds x[SH·i + u, SW·j + v]), every output row of every (ki, kj) is a contiguous run of one phase,
+// copied 16 floats per masked load/store. About 2x the loop above, which GCC leaves scalar for SW > 1.
+enum { IM2COL_PLANE_MAX = 16384 }; // floats of one split plane, on the stack (64 KiB); larger planes take the loop above
+static void im2col_unpadded(const float *restrict x, const int32_t *geo, float *restrict col, int32_t c0, int32_t c1) {
+  const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
+                OH = geo[10], OW = geo[11];
+  const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
+  const int32_t HQ = (H + SH - 1) / SH, WQ = (W + SW - 1) / SW;
+  const int32_t pq = HQ * WQ; // one phase
+  const int split = SH > 1 || SW > 1;
+  if ((int64_t)SH * SW * pq > IM2COL_PLANE_MAX) {
+    im2col_channels(x, geo, col, c0, c1);
+    return;
+  }
+  float buf[split ? SH * SW * pq : 1];
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(SW));
+  for (int32_t c = c0; c < c1; c++)
+    for (int32_t b = 0; b < N; b++) {
+      const float *plane = x + ((int64_t)b * C + c) * hw;
+      if (split) {
+        for (int32_t ih = 0; ih < H; ih++) {
+          const float *xr = plane + (int64_t)ih * W;
+          float *d = buf + (ih % SH) * SW * pq + (ih / SH) * WQ;
+          for (int32_t v = 0; v < SW; v++) {
+            const int32_t len = (W - v + SW - 1) / SW;
+            for (int32_t q = 0; q < len; q += 16) {
+              const __mmask16 mk = len - q >= 16 ? 0xFFFF : (__mmask16)((1u << (len - q)) - 1);
+              _mm512_mask_storeu_ps(d + v * pq + q, mk,
+                                    _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, xr + q * SW + v, 4));
+            }
+          }
+        }
+      }
+      const int32_t ls = split ? WQ : W;
+      for (int32_t ki = 0; ki < KH; ki++)
+        for (int32_t kj = 0; kj < KW; kj++) {
+          const float *s = split ? buf + ((ki % SH) * SW + kj % SW) * pq + (ki / SH) * WQ + kj / SW
+                                 : plane + (int64_t)ki * W + kj;
+          float *o = col + ((int64_t)(c * KH + ki) * KW + kj) * cols + b * P;
+          for (int32_t oh = 0; oh < OH; oh++, o += OW, s += ls) {
+            for (int32_t ow = 0; ow < OW; ow += 16) {
+              const __mmask16 mk = OW - ow >= 16 ? 0xFFFF : (__mmask16)((1u << (OW - ow)) - 1);
+              _mm512_mask_storeu_ps(o + ow, mk, _mm512_maskz_loadu_ps(mk, s + ow));
+            }
+          }
+        }
+    }
+}
+#endif
+
 static void col2im_channels(const float *restrict col, const int32_t *geo, float *restrict dx, int32_t c0,
                             int32_t c1) {
   const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
@@ -421,7 +476,12 @@ static int conv_slices(const int32_t *geo, int32_t threads) {
 
 void arc_im2col(const float *x, const int32_t *geo, float *col, int32_t threads) {
   const int slices = conv_slices(geo, threads);
+#if defined(__AVX512F__)
+  const conv_args a = {geo[8] == 0 && geo[9] == 0 ? im2col_unpadded : im2col_channels, x, col, geo,
+                       (geo[1] + slices - 1) / slices};
+#else
   const conv_args a = {im2col_channels, x, col, geo, (geo[1] + slices - 1) / slices};
+#endif
   arc_parallel(conv_slice, &a, slices, threads);
 }
 
