@@ -7,7 +7,7 @@
 
 import type { BinaryOp, ConvGeometry, UnaryOp } from "./primitives.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides, shapeSize } from "./primitives.ts";
-import { backend, gradBuffer, record, scalar, Tensor, zeroedBuffer } from "./tensor.ts";
+import { backend, gradBuffer, gradTarget, record, scalar, Tensor, zeroedBuffer } from "./tensor.ts";
 import { releaseBuffer, takeBuffer } from "./pool.ts";
 
 /** A tensor or a plain number (a constant scalar). */
@@ -343,8 +343,14 @@ export function linear(
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, act ? `linear+${act.op}` : "linear", inputs, (gyOut) => {
     const gy = activationGrad(out.raw, gyOut, act);
-    if (x.requiresGrad) be.gemm(false, false, M, K, N, 1, gy, weight.raw, 1, gradBuffer(x));
-    if (weight.requiresGrad) be.gemm(true, false, N, K, M, 1, gy, x.raw, 1, gradBuffer(weight));
+    if (x.requiresGrad) {
+      const [gx, beta] = gradTarget(x);
+      be.gemm(false, false, M, K, N, 1, gy, weight.raw, beta, gx);
+    }
+    if (weight.requiresGrad) {
+      const [gw, beta] = gradTarget(weight);
+      be.gemm(true, false, N, K, M, 1, gy, x.raw, beta, gw);
+    }
     if (bias?.requiresGrad) be.sumTo(gy, [M, N], gradBuffer(bias), [N], 1);
     if (gy !== gyOut) releaseBuffer(gy);
   });
@@ -451,7 +457,10 @@ function conv2dIm2col(
       gT = yT; // reuse the forward buffer: [O, N*P]
       be.copyStrided(gy, 0, [O * P, P, 1], [N, O, P], gT, 0, [P, NP, 1], false);
     }
-    if (weight.requiresGrad) be.gemm(false, true, O, CKK, NP, 1, gT, col, 1, gradBuffer(weight));
+    if (weight.requiresGrad) {
+      const [gw, beta] = gradTarget(weight);
+      be.gemm(false, true, O, CKK, NP, 1, gT, col, beta, gw);
+    }
     if (bias?.requiresGrad) be.sumTo(gT, [O, NP], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
       be.gemm(true, false, CKK, NP, O, 1, weight.raw, gT, 0, col); // col is dead after dW: reuse it for dcol
@@ -529,7 +538,8 @@ function conv2dFlat(
           be.gemm(false, true, O, Cq, L, 1, dY, S.subarray(di * Wq + dj), 0, dwt, L, NG, Cq);
         }
       }
-      be.copyStrided(dwr, 0, wrStrides, wrShape, gradBuffer(weight), 0, wSrcStrides, true);
+      const [gw, beta] = gradTarget(weight); // the copy below writes every element of gw
+      be.copyStrided(dwr, 0, wrStrides, wrShape, gw, 0, wSrcStrides, beta === 1);
       releaseBuffer(dwr);
     }
     if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);

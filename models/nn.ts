@@ -11,7 +11,7 @@ import type { Activation, Conv2dOptions } from "./autograd.ts";
 import { constantInit, orthogonalInit, pytorchDefaultInit, uniformInit } from "./init.ts";
 import { add, elu, flatten, mul, relu, sigmoid, stack, sub, tanh } from "./ops.ts";
 import { Rng } from "./rng.ts";
-import { backend, type Tensor, zeros } from "./tensor.ts";
+import { type Tensor, zeroGradLazily, zeros } from "./tensor.ts";
 
 let globalRng = new Rng(0);
 
@@ -53,10 +53,9 @@ export class Module {
     return this.namedParameters().map(([, p]) => p);
   }
 
-  /** Zero every parameter's gradient, keeping the buffers (no allocation in the training loop). */
+  /** Zero every parameter's gradient, keeping the buffers (lazily: see `zeroGradLazily`). */
   zeroGrad(): void {
-    const be = backend();
-    for (const p of this.parameters()) if (p.grad) be.fill(p.grad.raw, 0);
+    for (const p of this.parameters()) zeroGradLazily(p);
   }
 
   /** Set training mode on this module and its children. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { backend, syncHost, type Tensor, wrapStorage } from "./tensor.ts";
+import { backend, syncHost, type Tensor, wrapStorage, zeroGradLazily } from "./tensor.ts";
 
 /** Serializable optimizer state: the step count and named state buffers (`<paramIndex>.<buffer>`). */
 export interface OptimizerState {
@@ -45,8 +45,7 @@ abstract class BaseOptimizer implements Optimizer {
   abstract step(): void;
 
   zeroGrad(): void {
-    const be = backend();
-    for (const p of this.params) if (p.grad) be.fill(p.grad.raw, 0);
+    for (const p of this.params) zeroGradLazily(p);
   }
 
   /** The named state buffer for parameter `i`, created zeroed on first use. */

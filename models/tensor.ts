@@ -256,6 +256,9 @@ export function wrapStorage(raw: Float32Array, shape: readonly number[]): Tensor
   }
 }
 
+/** Sets a tensor's stale-gradient flag and returns the old one (assigned by `Tensor`'s static block). */
+let markStale: (t: Tensor, stale: boolean) => boolean;
+
 /** A dense, contiguous float32 tensor. */
 export class Tensor {
   /**
@@ -267,8 +270,30 @@ export class Tensor {
   readonly shape: readonly number[];
   /** Whether gradients flow to this tensor. */
   requiresGrad: boolean;
+  #grad: Tensor | null = null;
+  /** Whether `zeroGrad` cleared `#grad` lazily: its contents are to be read as zeros (see `zeroGradLazily`). */
+  #gradStale = false;
   /** Accumulated gradient (same shape), set by `backward()` on leaves that require grad. */
-  grad: Tensor | null = null;
+  get grad(): Tensor | null {
+    if (this.#gradStale) {
+      this.#gradStale = false;
+      current.fill(this.#grad!.raw, 0);
+    }
+    return this.#grad;
+  }
+  set grad(g: Tensor | null) {
+    this.#gradStale = false;
+    this.#grad = g;
+  }
+  /** `zeroGradLazily` and `gradTarget`'s access to the stale flag. */
+  static {
+    markStale = (t, stale) => {
+      if (t.#grad === null) return false;
+      const was = t.#gradStale;
+      t.#gradStale = stale;
+      return was;
+    };
+  }
   /** The op that produced this tensor (null for leaves and for tensors made under `noGrad`). */
   node: GradNode | null = null;
 
@@ -395,6 +420,31 @@ export function record(
   out.requiresGrad = true;
   out.node = { op, inputs: inputs.filter((t) => t.requiresGrad), backward, release };
   return out;
+}
+
+/**
+ * Zero `t.grad` the way `zeroGrad` means it, without a pass over memory yet: the buffer is kept and marked stale. The
+ * next reader of `t.grad` gets it zeroed; a backward op that overwrites it whole (`gradTarget`) skips the zeroing,
+ * like PyTorch's `zero_grad(set_to_none=True)` followed by a first gradient write (but keeping the buffer).
+ */
+export function zeroGradLazily(t: Tensor): void {
+  markStale(t, true);
+}
+
+/**
+ * Where a backward op writes `t`'s gradient with a GEMM-style `beta`: `[buffer, 0]` when nothing has been accumulated
+ * yet (a fresh or lazily zeroed buffer: the caller must then write every element, as `beta = 0` does), else
+ * `[buffer, 1]` to add into. Saves the zero fill and the read of the old contents for weight gradients.
+ */
+export function gradTarget(t: Tensor): readonly [Float32Array, 0 | 1] {
+  if (!t.requiresGrad) return [new Float32Array(t.raw.length), 0];
+  if (markStale(t, false)) return [t.grad!.raw, 0];
+  if (t.grad === null) {
+    // Non-leaf gradients are consumed within one backward pass, so they can come from the pool (unzeroed: beta 0).
+    t.grad = wrapStorage(t.node ? takeBuffer(t.raw.length, false) : new Float32Array(t.raw.length), t.shape);
+    return [t.grad.raw, 0];
+  }
+  return [t.grad.raw, 1];
 }
 
 /**

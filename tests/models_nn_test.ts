@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   Adam,
+  add,
   Categorical,
   clipGradNorm,
   Conv2d,
@@ -352,4 +353,36 @@ Deno.test("Categorical with masked (-Infinity) logits: zero probability, finite 
   for (let i = 0; i < 200; i++) assert.notEqual(d.sample(rng).data[0], 1);
   sum(d.entropy()).backward();
   assert.ok(logits.grad!.data.every((v) => Number.isFinite(v)));
+});
+
+Deno.test("zeroGrad is lazy: backward overwrites stale weight gradients, accumulates otherwise, readers see zeros", () => {
+  const rng = new Rng(5);
+  for (const algorithm of ["im2col", "flat"] as const) {
+    const net = new Sequential([
+      new Conv2d(2, 4, 4, { stride: 2, rng, algorithm }),
+      new ReLU(),
+      new Flatten(),
+      new Linear(4 * 7 * 7, 3, { rng }),
+    ]);
+    const x = tensor(Float32Array.from({ length: 2 * 2 * 16 * 16 }, () => rng.normal()), { shape: [2, 2, 16, 16] });
+    const grads = () => net.parameters().map((p) => Array.from(p.grad!.data));
+    sum(net.forward(x)).backward();
+    const once = grads();
+    assert.ok(once.every((g) => g.some((v) => v !== 0)), `${algorithm}: every parameter got a gradient`);
+    sum(net.forward(x)).backward(); // no zeroGrad: accumulates
+    grads().forEach((g, i) => g.forEach((v, j) => assert.ok(Math.abs(v - 2 * once[i][j]) <= 1e-5 * (1 + Math.abs(v)))));
+    net.zeroGrad();
+    sum(net.forward(x)).backward(); // stale buffers (holding the doubled sums): overwritten, not added to
+    assert.deepEqual(grads(), once, `${algorithm}: a backward after zeroGrad gives the single-pass gradient`);
+    net.zeroGrad();
+    assert.ok(net.parameters().every((p) => p.grad!.data.every((v) => v === 0)), "readers see zeros after zeroGrad");
+  }
+  // A weight used twice in one graph: the first use overwrites the stale buffer, the second adds.
+  const lin = new Linear(3, 2, { rng, bias: false });
+  const x = tensor([[1, 2, 3]]);
+  sum(lin.forward(x)).backward();
+  const single = Array.from(lin.weight.grad!.data);
+  lin.zeroGrad();
+  sum(add(lin.forward(x), lin.forward(x))).backward();
+  assert.deepEqual(Array.from(lin.weight.grad!.data), single.map((v) => 2 * v));
 });
