@@ -496,11 +496,18 @@ function conv2dFlat(
   const KHq = KH / sh, KWq = KW / sw;
   const Cq = C * sh * sw, G = Hq * Wq, NG = N * G;
   const L = NG - ((KHq - 1) * Wq + (KWq - 1)); // columns whose shifted reads stay inside S
-  const shifts = KHq * KWq, block = O * Cq;
-  // Weight as one [O, Cq] block per shift: Wr[di, dj, o, (c, u, v)] = W[o, c, di·sh + u, dj·sw + v].
-  const wrShape = [KHq, KWq, O, C, sh, sw];
-  const wSrcStrides = [sh * KW, sw, C * KH * KW, KH * KW, KW, 1];
+  const shifts = KHq * KWq, K2 = shifts * Cq;
+  // Weight as one [O, shifts·Cq] matrix: Wr[o, di, dj, (c, u, v)] = W[o, c, di·sh + u, dj·sw + v]; shift t's block
+  // is columns t·Cq.. (lda K2).
+  const wrShape = [O, KHq, KWq, C, sh, sw];
+  const wSrcStrides = [C * KH * KW, sh * KW, sw, KH * KW, KW, 1];
   const wrStrides = contiguousStrides(wrShape);
+  const shiftOffset = (t: number) => Math.floor(t / KWq) * Wq + (t % KWq);
+  // Row (t, q) of the stacked product reads row q of S from shift t's offset: all shifts as one GEMM over K2 rows,
+  // summed in registers instead of through C (backends without `gemmRows` run one GEMM per shift).
+  const rows = new Int32Array(K2);
+  for (let t = 0; t < shifts; t++) for (let q = 0; q < Cq; q++) rows[t * Cq + q] = q * NG + shiftOffset(t);
+  const stacked = be.gemmRows !== undefined && Cq * NG < 2 ** 31;
   // Output extraction: Y[o, n·G + i·Wq + j] → out[n, o, i, j].
   const yShape = [N, O, OH, OW];
   const ySrcStrides = [G, L, Wq, 1];
@@ -510,15 +517,14 @@ function conv2dFlat(
   const dense = ph === 0 && pw === 0 && H % sh === 0 && W % sw === 0;
   const S = dense ? takeBuffer(Cq * NG, false) : zeroedBuffer(Cq * NG);
   spaceToDepth(x.raw, g, Hq, Wq, S, false);
-  const wr = takeBuffer(shifts * block, false);
+  const wr = takeBuffer(O * K2, false);
   be.copyStrided(weight.raw, 0, wSrcStrides, wrShape, wr, 0, wrStrides, false);
   const Y = takeBuffer(O * L, false);
   if (bias) broadcastColumns(bias.raw, Y, L);
-  for (let di = 0, t = 0; di < KHq; di++) {
-    for (let dj = 0; dj < KWq; dj++, t++) {
-      const wt = wr.subarray(t * block, (t + 1) * block);
+  if (!(stacked && be.gemmRows!(false, false, O, L, K2, 1, wr, S, rows, bias ? 1 : 0, Y, K2, L))) {
+    for (let t = 0; t < shifts; t++) {
       const beta = bias || t > 0 ? 1 : 0;
-      be.gemm(false, false, O, L, Cq, 1, wt, S.subarray(di * Wq + dj), beta, Y, Cq, NG, L);
+      be.gemm(false, false, O, L, Cq, 1, wr.subarray(t * Cq), S.subarray(shiftOffset(t)), beta, Y, K2, NG, L);
     }
   }
   const out = new Tensor(new Float32Array(N * O * OH * OW), yShape);
@@ -531,11 +537,10 @@ function conv2dFlat(
     be.fill(dY, 0);
     be.copyStrided(gy, 0, yStrides, yShape, dY, 0, ySrcStrides, false);
     if (weight.requiresGrad) {
-      const dwr = takeBuffer(shifts * block, false);
-      for (let di = 0, t = 0; di < KHq; di++) {
-        for (let dj = 0; dj < KWq; dj++, t++) {
-          const dwt = dwr.subarray(t * block, (t + 1) * block);
-          be.gemm(false, true, O, Cq, L, 1, dY, S.subarray(di * Wq + dj), 0, dwt, L, NG, Cq);
+      const dwr = takeBuffer(O * K2, false);
+      if (!(stacked && be.gemmRows!(false, true, O, K2, L, 1, dY, S, rows, 0, dwr, L, K2))) {
+        for (let t = 0; t < shifts; t++) {
+          be.gemm(false, true, O, Cq, L, 1, dY, S.subarray(shiftOffset(t)), 0, dwr.subarray(t * Cq), L, NG, K2);
         }
       }
       const [gw, beta] = gradTarget(weight); // the copy below writes every element of gw
@@ -545,11 +550,8 @@ function conv2dFlat(
     if (bias?.requiresGrad) be.sumTo(dY, [O, L], gradBuffer(bias), [O, 1], 1);
     if (x.requiresGrad) {
       const dS = zeroedBuffer(Cq * NG);
-      for (let di = 0, t = 0; di < KHq; di++) {
-        for (let dj = 0; dj < KWq; dj++, t++) {
-          const wt = wr.subarray(t * block, (t + 1) * block);
-          be.gemm(true, false, Cq, L, O, 1, wt, dY, 1, dS.subarray(di * Wq + dj), Cq, L, NG);
-        }
+      for (let t = 0; t < shifts; t++) {
+        be.gemm(true, false, Cq, L, O, 1, wr.subarray(t * Cq), dY, 1, dS.subarray(shiftOffset(t)), K2, L, NG);
       }
       spaceToDepth(gradBuffer(x), g, Hq, Wq, dS, true);
       releaseBuffer(dS);

@@ -120,6 +120,26 @@ export interface Backend {
     ldb?: number,
     ldc?: number,
   ): void;
+  /**
+   * `gemm` with stored row `r` of B (a row of `op(B)`, or a column when `transB`) at `b[bRows[r]]` instead of
+   * `b[r * ldb]`; rows may overlap (a strided convolution's kernel shifts over one space-to-depth matrix as one
+   * product). Optional, and may decline (returns false) for shapes it does not take: callers fall back to `gemm`.
+   */
+  gemmRows?(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    bRows: Int32Array,
+    beta: number,
+    c: Float32Array,
+    lda?: number,
+    ldc?: number,
+  ): boolean;
   /** Unfold NCHW `x` into `col` of shape `[C*kh*kw, N*outH*outW]` (zero padding). */
   im2col(x: Float32Array, g: ConvGeometry, col: Float32Array): void;
   /** Adjoint of `im2col`: `dx += fold(col)`. */

@@ -1,6 +1,6 @@
 // GEMM: BLAS (through FFI) vs the pure-TypeScript kernel, every transpose combination, odd sizes, alpha/beta.
 import assert from "node:assert/strict";
-import { closeBlas, cpuInfo, gemm } from "../models/backends/cpu.ts";
+import { closeBlas, cpuInfo, gemm, gemmRows } from "../models/backends/cpu.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { detectCoreType, openBlas } from "../models/backends/blas/ffi.ts";
 import { nativeKernels } from "../models/backends/native/native.ts";
@@ -278,4 +278,43 @@ Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long
       }
     }
   }
+});
+
+Deno.test("gemmRows: B rows at overlapping, unaligned offsets compute gemm on the gathered rows", () => {
+  if (cpuInfo().gemm !== "arcadia-avx512") {
+    assert.equal(
+      gemmRows(false, false, 8, 16, 4, 1, rand(32, 1), rand(64, 2), new Int32Array(4), 0, rand(128, 3)),
+      false,
+    );
+    return;
+  }
+  // Packed NN and NT (with in-register transposes), the long-k dot path, the batch-1 GEMV paths. Where gemm takes
+  // the same path (all but Bᵀ with k >= 512, which gemmRows always runs as dot products) the bits are the same.
+  const shapes: [number, number, number][] = [[16, 70, 200], [40, 100, 700], [8, 45, 2100], [1, 300, 129], [1, 70, 33]];
+  for (const [m, n, k] of shapes) {
+    for (const tb of [false, true]) {
+      const rowsB = tb ? n : k, rowLen = tb ? k : n;
+      const base = rand(rowsB * 7 + rowLen + 5, m + n + k);
+      // Offsets like a convolution's shifts: rows overlap (stride 7 < row length) and start unaligned.
+      const offsets = Int32Array.from({ length: rowsB }, (_, r) => (r * 7 + (r % 5)) % (rowsB * 7));
+      const gathered = new Float32Array(rowsB * rowLen);
+      for (let r = 0; r < rowsB; r++) gathered.set(base.subarray(offsets[r], offsets[r] + rowLen), r * rowLen);
+      const a = rand(m * k, 5);
+      for (const beta of [0, 1]) {
+        const c0 = rand(m * n, 6), want = c0.slice(), got = c0.slice();
+        gemm(false, tb, m, n, k, 0.5, a, gathered, beta, want);
+        assert.equal(gemmRows(false, tb, m, n, k, 0.5, a, base, offsets, beta, got), true);
+        const what = `${m}x${n}x${k} transB=${tb} beta=${beta}`;
+        const ref = naive(false, tb, m, n, k, 0.5, a, gathered, beta, c0);
+        got.forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-4 * (1 + Math.abs(ref[i])) * Math.sqrt(k), what));
+        if (!(tb && k >= 512 && m >= 32 && n > 64)) assert.deepEqual(got, want, `${what}: bits`);
+      }
+    }
+  }
+  // Shapes our kernel leaves to BLAS (2-7 rows) and a wrong offset count are declined.
+  assert.equal(gemmRows(false, false, 3, 16, 4, 1, rand(12, 1), rand(64, 2), new Int32Array(4), 0, rand(48, 3)), false);
+  assert.equal(
+    gemmRows(false, false, 8, 16, 4, 1, rand(32, 1), rand(64, 2), new Int32Array(5), 0, rand(128, 3)),
+    false,
+  );
 });

@@ -297,3 +297,18 @@ Deno.test("backend registry: cpu and auto select the CPU backend", () => {
   assert.equal(useBackend("cpu").name, "cpu");
   assert.equal(backend().name, "cpu");
 });
+
+Deno.test("conv2d flat (all kernel shifts as one GEMM over offset rows) matches im2col in value and gradients", () => {
+  // Nature's conv1 and conv2 geometries, shrunk; 16 output channels and wide outputs take the stacked product.
+  for (const [N, C, H, W, O, k, s] of [[3, 4, 28, 36, 16, 8, 4], [2, 8, 12, 14, 16, 4, 2], [2, 3, 20, 24, 9, 4, 2]]) {
+    const results = (["flat", "im2col"] as const).map((algorithm) => {
+      const x = randn([N, C, H, W], new Rng(1)), w = randn([O, C, k, k], new Rng(2)), b = randn([O], new Rng(3));
+      for (const v of [x, w, b]) v.requiresGrad = true;
+      const y = conv2d(x, w, b, { stride: s, algorithm });
+      sum(mul(y, randn(y.shape, new Rng(4)))).backward();
+      return [y, x.grad!, w.grad!, b.grad!].map((t) => t.data);
+    });
+    const what = ["value", "x grad", "weight grad", "bias grad"];
+    results[0].forEach((got, i) => assertClose(got, results[1][i], 1e-4, `${N}x${C}x${H}x${W} k${k}s${s} ${what[i]}`));
+  }
+});

@@ -388,6 +388,29 @@ export function gemm(
   } else blasCall(lib, transA, transB, m, n, k, alpha, a, b, beta, c, lda, ldb, ldc);
 }
 
+/** `gemm` over rows of B at given offsets, through our AVX-512 kernel only; see `Backend.gemmRows`. */
+export function gemmRows(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  bRows: Int32Array,
+  beta: number,
+  c: Float32Array,
+  lda = transA ? m : k,
+  ldc = n,
+): boolean {
+  if (!((m >= 8 || m === 1) && n >= 16 && k > 0) || bRows.length !== (transB ? n : k)) return false;
+  const own = ownGemm();
+  if (own === null) return false;
+  const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
+  return own.symbols.arc_sgemm_rows(+transA, +transB, m, n, k, alpha, a, lda, b, 0, beta, c, ldc, threads, bRows) === 0;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Strided iteration helpers
 
@@ -1062,6 +1085,7 @@ export const cpuBackend: Backend = {
   sumTo,
   reduce,
   gemm,
+  gemmRows,
   im2col,
   col2im,
   copyStrided,

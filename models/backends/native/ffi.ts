@@ -76,6 +76,28 @@ export const KERNEL_SYMBOLS = {
     ],
     result: "i32",
   },
+  // int arc_sgemm_rows(..., int32_t threads, const int32_t *b_rows): arc_sgemm with each stored row of B at
+  // b + b_rows[r] instead of b + r * ldb.
+  arc_sgemm_rows: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+    ],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened kernel library. */
