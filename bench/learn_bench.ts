@@ -20,6 +20,9 @@
  * - `sf`: Sample Factory 2.1.1 (`sf_examples.vizdoom.train_vizdoom`, its own venv in the cache) on `--sf-env` with
  *   the same workers, envs, resolution, frameskip, rollout and batch, for `--sf-minutes`; our APPO frames/s beside
  *   it (from this invocation's run of that env, else a run of the same length) and the ratio against the 1.5x goal.
+ *   With `--sf-rounds n` the two sides alternate n times (ours, Sample Factory, ours, ...) and the median of the
+ *   per-round ratios is reported: the machine's speed drifts by 20-30% over minutes, and a ratio taken from
+ *   neighbouring runs, repeated, is what stays put.
  *
  * Every result line ends with the load average: other work on the machine moves these numbers.
  *
@@ -97,6 +100,7 @@ const USAGE = `Usage: deno task bench:learn [options]
   --minutes <n>         wall time of each Pong run (default 10)
   --sf-env <id>         Doom env of the Sample Factory comparison (default doom_basic)
   --sf-minutes <n>      wall time of each side of the comparison (default 3)
+  --sf-rounds <n>       alternate the two sides this many times and report the median ratio (default 1)
   -h, --help            show this help`;
 
 /** `load 1.23 0.98 0.75` from /proc/loadavg (empty elsewhere). */
@@ -333,43 +337,59 @@ async function pong(algo: "dqn" | "a2c", minutes: number): Promise<void> {
 
 // ---------------------------------------------------------------- Sample Factory
 
-async function sampleFactory(env: string, minutes: number, ours: AppoResult | undefined): Promise<void> {
+async function sampleFactory(env: string, minutes: number, rounds: number, ours: AppoResult | undefined) {
   await ensureVizdoom();
   const sf = await ensureSampleFactory();
   if ("error" in sf) {
     console.log(`sf ${env}: Sample Factory cannot run here: ${sf.error} | ${load()}`);
     return;
   }
-  const trainDir = await Deno.makeTempDir({ prefix: "learn_bench_sf_" });
-  const start = performance.now();
-  let res;
-  try {
-    res = await runSampleFactory(sf.python, {
-      env,
-      seconds: Math.round(minutes * 60),
-      numWorkers: DOOM_WORKERS,
-      numEnvsPerWorker: DOOM_ENVS_PER_WORKER,
-      rollout: 32,
-      batchSize: 1024,
-      trainDir,
-      onProgress: prefixed(`sf ${env}`, start),
-    });
-  } finally {
-    await Deno.remove(trainDir, { recursive: true });
+  const ratios: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    // Ours first (this invocation's run of the env counts as round 1's), then Sample Factory right after it.
+    if (round > 1 || !ours) {
+      ours = await doomAppo({ env, frames: UNBOUNDED_FRAMES, minutes, evalEveryS: 0, episodes: 10, course: false });
+    }
+    const trainDir = await Deno.makeTempDir({ prefix: "learn_bench_sf_" });
+    const start = performance.now();
+    let res;
+    try {
+      res = await runSampleFactory(sf.python, {
+        env,
+        seconds: Math.round(minutes * 60),
+        numWorkers: DOOM_WORKERS,
+        numEnvsPerWorker: DOOM_ENVS_PER_WORKER,
+        rollout: 32,
+        batchSize: 1024,
+        trainDir,
+        onProgress: prefixed(`sf ${env}`, start),
+      });
+    } finally {
+      await Deno.remove(trainDir, { recursive: true });
+    }
+    if (!Number.isFinite(res.fps) && !res.window) {
+      console.log(`sf ${env}: Sample Factory reported no frames/s (exit ${res.code}); its last lines:\n${res.tail}`);
+      return;
+    }
+    const sfFps = Number.isFinite(res.fps) ? res.fps : res.window!.s300;
+    ratios.push(ours.fps / sfFps);
+    console.log(
+      `sf ${env}${rounds > 1 ? ` (round ${round}/${rounds})` : ""}: Sample Factory ${sf.versions}: ` +
+        `${sfFps.toFixed(0)} frames/s (${res.frames} frames, ${res.wallS.toFixed(0)} s process wall; last window ` +
+        `10s/60s/300s ${res.window?.s10}/${res.window?.s60}/${res.window?.s300}) | Arcadia APPO ` +
+        `${ours.fps.toFixed(0)} frames/s | ratio = ${(ours.fps / sfFps).toFixed(2)} (goal >= ${SF_GOAL}) | ${load()}`,
+    );
   }
-  if (!Number.isFinite(res.fps) && !res.window) {
-    console.log(`sf ${env}: Sample Factory reported no frames/s (exit ${res.code}); its last lines:\n${res.tail}`);
-    return;
+  if (rounds > 1) {
+    const sorted = [...ratios].sort((a, b) => a - b);
+    const median = sorted.length % 2
+      ? sorted[sorted.length >> 1]
+      : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    console.log(
+      `sf ${env}: median ratio over ${rounds} alternating rounds = ${median.toFixed(2)} (goal >= ${SF_GOAL}; ` +
+        `per round ${ratios.map((r) => r.toFixed(2)).join(", ")}) | ${load()}`,
+    );
   }
-  const sfFps = Number.isFinite(res.fps) ? res.fps : res.window!.s300;
-  ours ??= await doomAppo({ env, frames: UNBOUNDED_FRAMES, minutes, evalEveryS: 0, episodes: 10, course: false });
-  console.log(
-    `sf ${env}: Sample Factory ${sf.versions}: ${sfFps.toFixed(0)} frames/s (${res.frames} frames, ` +
-      `${res.wallS.toFixed(0)} s process wall; last window 10s/60s/300s ${res.window?.s10}/${res.window?.s60}/` +
-      `${res.window?.s300}) | Arcadia APPO ${ours.fps.toFixed(0)} frames/s | ratio = ${
-        (ours.fps / sfFps).toFixed(2)
-      } (goal >= ${SF_GOAL}) | ${load()}`,
-  );
 }
 
 // ---------------------------------------------------------------- main
@@ -389,6 +409,7 @@ async function main(argv: string[]): Promise<number> {
         minutes: { type: "string", default: "10" },
         "sf-env": { type: "string", default: "doom_basic" },
         "sf-minutes": { type: "string", default: "3" },
+        "sf-rounds": { type: "string", default: "1" },
         "eval-appo": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -440,7 +461,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (selected("pong_dqn")) await pong("dqn", num("minutes", v.minutes));
   if (selected("pong_a2c")) await pong("a2c", num("minutes", v.minutes));
-  if (selected("sf")) await sampleFactory(v["sf-env"], num("sf-minutes", v["sf-minutes"]), ours.get(v["sf-env"]));
+  if (selected("sf")) {
+    const rounds = Math.max(1, Math.floor(num("sf-rounds", v["sf-rounds"])));
+    await sampleFactory(v["sf-env"], num("sf-minutes", v["sf-minutes"]), rounds, ours.get(v["sf-env"]));
+  }
   return 0;
 }
 
