@@ -232,7 +232,8 @@ Deno.test("our AVX-512 GEMM (native/gemm.c): every transpose, ragged tiles, long
     [37, 70, 300],
     [64, 16, 600],
     [13, 45, 2100],
-    [40, 100, 700], // Bᵀ with a long k but 32+ rows and 64+ columns: the packed path with in-register transposes
+    [40, 100, 700], // Bᵀ with a long k, 32-64 rows and 64+ columns: Cᵀ on the dot path, then transposed
+    [70, 100, 600], // Bᵀ with a long k, 64+ rows and columns: the packed path with in-register transposes
     [1, 70, 33],
     [1, 517, 300],
   ];

@@ -180,13 +180,15 @@ static inline void micro_8x32(int kc, const float *restrict a, const float *rest
 // ---- one thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C -------------------------------
 
 // Packing buffers per calling thread, kept between calls (a learner calls GEMM thousands of times per second).
-static __thread float *tls_pa, *tls_pb;
+static __thread float *tls_pa, *tls_pb, *tls_ct; // packing buffers; Cᵀ of a swapped product (see arc_sgemm_rows)
+static __thread size_t tls_ct_len;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static void tls_free(void *unused) {
   (void)unused;
-  free(tls_pa), free(tls_pb);
-  tls_pa = tls_pb = NULL;
+  free(tls_pa), free(tls_pb), free(tls_ct);
+  tls_pa = tls_pb = tls_ct = NULL;
+  tls_ct_len = 0;
 }
 // The destructor runs at thread exit, maybe after the Worker that opened the library closed it: pin it first.
 static void tls_init(void) {
@@ -420,6 +422,28 @@ int arc_sgemm_rows(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32
     const int slices = threads > 1 && elems >= 2 * 65536 && n >= 128 ? 8 : 1;
     const gemv_slices job = {&g, ((n + slices - 1) / slices + 63) & ~63};
     return arc_parallel(gemv_slice, &job, slices, threads);
+  }
+  // A·Bᵀ with 32-64 rows of A against many rows of B (a batch-32 forward through a wide layer, 32x512x3136): computed
+  // as Cᵀ = B·Aᵀ on the dot path, which streams B's rows once where packing would transpose them into panels first
+  // (cold caches: 2.0 → 1.2 ms on two threads, 3.4 → 2.2 on one), then transposed into C.
+  if (!trans_a && trans_b && !b_rows && m >= 32 && m <= 64 && n > 64 && k >= 512) {
+    float *pa, *pb;
+    if (buffers(&pa, &pb) != 0) return -2;
+    const size_t len = (size_t)m * n;
+    if (tls_ct_len < len) {
+      free(tls_ct);
+      tls_ct = malloc(sizeof(float) * len);
+      tls_ct_len = tls_ct ? len : 0;
+      if (!tls_ct) return -2;
+    }
+    float *ct = tls_ct; // n x m
+    const int rc = arc_sgemm_rows(0, 1, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, ct, m, threads, NULL);
+    if (rc) return rc;
+    for (int i = 0; i < m; i++) {
+      float *row = c + (size_t)i * ldc;
+      for (int j = 0; j < n; j++) row[j] = alpha * ct[(size_t)j * m + i] + (beta == 0.0f ? 0.0f : beta * row[j]);
+    }
+    return 0;
   }
   // A·Bᵀ with a long k: dot products for few rows (small batches) or a narrow C, where packing would cost about as
   // much as the arithmetic; else the packed path (measured on the learners' shapes, one and two threads). Offset rows
