@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
-import { AppoModel, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
+import { AppoModel, AppoRunningMeanStd, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
 import { Adam, loadCheckpoint } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
 
@@ -345,4 +345,16 @@ Deno.test("learner Worker: the final checkpoint holds the learner's weights and 
   assert.equal(optimizer.stateDict().step, result.version);
   const a = params(model), b = params(result.model);
   for (const [name, data] of b) assert.deepEqual(a.get(name), data, `parameter ${name} differs`);
+});
+
+Deno.test("AppoRunningMeanStd.invStd follows every update and load of the statistics", () => {
+  const rms = new AppoRunningMeanStd(3);
+  const expect = () => Array.from(rms.var, (v) => 1 / Math.sqrt(v + 1e-8));
+  assert.deepEqual(Array.from(rms.invStd()), expect());
+  rms.update(Float32Array.from([1, 2, 3, 5, 8, 13]), 2);
+  assert.deepEqual(Array.from(rms.invStd()), expect(), "after update");
+  rms.var.set([4, 9, 16]);
+  rms.count = 50; // a load writes the statistics and their count
+  assert.deepEqual(Array.from(rms.invStd()), expect(), "after a load");
+  assert.ok(Math.abs(rms.invStd()[1] - 1 / 3) < 1e-8);
 });

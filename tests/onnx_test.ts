@@ -118,6 +118,7 @@ Deno.test("the APPO Doom model with a GRU core and input normalization gives the
   // Per-pixel statistics in the CHW input layout, some of them tight enough that the ±5 clip acts.
   model.obsRms!.mean.forEach((_, i, a) => (a[i] = 0.5 + 0.3 * Math.sin(i)));
   model.obsRms!.var.forEach((_, i, a) => (a[i] = 0.001 + 0.05 * (1 + Math.cos(0.7 * i))));
+  model.obsRms!.count = 1000; // statistics written directly come with their count (AppoRunningMeanStd.invStd)
   const frames = (step: number) =>
     new Uint8Array(2 * 72 * 128 * 3).map((_, i) => (i * 13 + step * 29 + (i >> 7)) % 256);
   await checkAppoRecurrent(model, "op", frames);

@@ -68,14 +68,30 @@ export interface AppoModelOptions {
   seed?: number;
 }
 
-/** Running mean and variance over batches (Chan et al.), in float64. */
+/**
+ * Running mean and variance over batches (Chan et al.), in float64. Code that writes `mean`/`var` directly (loading
+ * statistics) sets `count` too: `invStd` is cached by it.
+ */
 export class AppoRunningMeanStd {
   readonly mean: Float64Array;
   readonly var: Float64Array;
   count = 1e-4;
+  #inv: Float64Array;
+  #invCount = NaN;
   constructor(size: number) {
     this.mean = new Float64Array(size);
     this.var = new Float64Array(size).fill(1);
+    this.#inv = new Float64Array(size);
+  }
+
+  /** `1 / sqrt(var + 1e-8)` per value, recomputed only when `count` changed (inference normalizes every batch). */
+  invStd(): Float64Array {
+    if (this.#invCount !== this.count) {
+      const v = this.var, inv = this.#inv;
+      for (let i = 0; i < v.length; i++) inv[i] = 1 / Math.sqrt(v[i] + 1e-8);
+      this.#invCount = this.count;
+    }
+    return this.#inv;
   }
 
   /** Adds `n` rows of `x` (`[n, size]`, row-major), only rows where `mask` (if given) is nonzero. */
@@ -226,9 +242,7 @@ export class AppoModel extends Module {
   /** The second half of `prepareObs`: `(x - mean) / std` clipped to ±5, in place (nothing without `obsRms`). */
   normalizeObs(x: Float32Array, rows: number): void {
     if (!this.obsRms) return;
-    const v = this.obsRms.var, inv = new Float64Array(v.length);
-    for (let i = 0; i < v.length; i++) inv[i] = 1 / Math.sqrt(v[i] + 1e-8);
-    standardize(x, rows, this.obsRms.mean, inv, 5);
+    standardize(x, rows, this.obsRms.mean, this.obsRms.invStd(), 5);
   }
 
   /** Encoder features `[M, F]`. */
