@@ -10,6 +10,24 @@
 export const KERNELS_ABI = 7;
 
 /** Symbols of `libarcadia_kernels`. */
+/** arc_sgemm's parameters: trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads. */
+const SGEMM_PARAMETERS = [
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+  "buffer",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+  "i32",
+] as const;
+
 export const KERNEL_SYMBOLS = {
   // int arc_kernels_abi(void);
   arc_kernels_abi: { parameters: [], result: "i32" },
@@ -58,44 +76,13 @@ export const KERNEL_SYMBOLS = {
   //               int32_t lda, const float *b, int32_t ldb, float beta, float *c, int32_t ldc, int32_t threads);
   // 0 on success, -1 when built without AVX-512 (use BLAS), -2 out of memory. gemm.c.
   arc_sgemm: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "i32",
-    ],
+    parameters: SGEMM_PARAMETERS,
     result: "i32",
   },
   // int arc_sgemm_rows(..., int32_t threads, const int32_t *b_rows): arc_sgemm with each stored row of B at
   // b + b_rows[r] instead of b + r * ldb.
   arc_sgemm_rows: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "i32",
-      "buffer",
-    ],
+    parameters: [...SGEMM_PARAMETERS, "buffer"],
     result: "i32",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
