@@ -47,6 +47,7 @@ import { ensureVizdoom } from "../envs/vizdoom/mod.ts";
 import { setBlasThreads } from "../models/mod.ts";
 import { CARTPOLE_A2C, CARTPOLE_DQN, CARTPOLE_PPO } from "../examples/cartpole.ts";
 import { ensureSampleFactory, runSampleFactory } from "./_sample_factory.ts";
+import { median } from "./_stats.ts";
 
 const RUNS = ["cartpole", "doom_basic", "doom_health_gathering_supreme", "pong_dqn", "pong_a2c", "sf"] as const;
 type RunName = typeof RUNS[number];
@@ -381,12 +382,8 @@ async function sampleFactory(env: string, minutes: number, rounds: number, ours:
     );
   }
   if (rounds > 1) {
-    const sorted = [...ratios].sort((a, b) => a - b);
-    const median = sorted.length % 2
-      ? sorted[sorted.length >> 1]
-      : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
     console.log(
-      `sf ${env}: median ratio over ${rounds} alternating rounds = ${median.toFixed(2)} (goal >= ${SF_GOAL}; ` +
+      `sf ${env}: median ratio over ${rounds} alternating rounds = ${median(ratios).toFixed(2)} (goal >= ${SF_GOAL}; ` +
         `per round ${ratios.map((r) => r.toFixed(2)).join(", ")}) | ${load()}`,
     );
   }

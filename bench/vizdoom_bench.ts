@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { cacheRoot, exists, run, say } from "../envs/_native/provision.ts";
 import { DoomEnv, ensureVizdoom, type ScreenFormat, VIZDOOM_VERSION, type VizdoomPaths } from "../envs/vizdoom/mod.ts";
 import { cString, lastError, loadVizdoom } from "../envs/vizdoom/ffi.ts";
+import { median } from "./_stats.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -267,11 +268,6 @@ function benchResize(paths: VizdoomPaths): string[] {
     lib.avz_destroy(g);
     Deno.removeSync(dir, { recursive: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function buildCppLoop(paths: VizdoomPaths): Promise<string> {

@@ -505,9 +505,11 @@ function conv2dFlat(
   const shiftOffset = (t: number) => Math.floor(t / KWq) * Wq + (t % KWq);
   // Row (t, q) of the stacked product reads row q of S from shift t's offset: all shifts as one GEMM over K2 rows,
   // summed in registers instead of through C (backends without `gemmRows` run one GEMM per shift).
-  const rows = new Int32Array(K2);
-  for (let t = 0; t < shifts; t++) for (let q = 0; q < Cq; q++) rows[t * Cq + q] = q * NG + shiftOffset(t);
   const stacked = be.gemmRows !== undefined && Cq * NG < 2 ** 31;
+  const rows = new Int32Array(stacked ? K2 : 0);
+  if (stacked) {
+    for (let t = 0; t < shifts; t++) for (let q = 0; q < Cq; q++) rows[t * Cq + q] = q * NG + shiftOffset(t);
+  }
   // Output extraction: Y[o, n·G + i·Wq + j] → out[n, o, i, j].
   const yShape = [N, O, OH, OW];
   const ySrcStrides = [G, L, Wq, 1];

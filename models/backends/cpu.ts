@@ -364,14 +364,11 @@ export function gemm(
 ): void {
   if (m === 0 || n === 0) return;
   const s = blasState ?? blas();
-  // Our kernel's 8x32 tiles waste most of their work at 2-7 rows or under 16 columns: BLAS serves those.
-  if ((m >= 8 || m === 1) && n >= 16 && k > 0) {
-    const own = ownGemm();
-    if (own !== null) {
-      const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
-      const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
-      if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
-    }
+  const own = ownGemmFor(m, n, k);
+  if (own !== null) {
+    const threads = ownGemmThreads(m, n, k);
+    const rc = own.symbols.arc_sgemm(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    if (rc === 0) return; // else out of memory for the packing buffers: BLAS below
   }
   const lib = s.lib;
   if (lib === null || k === 0) {
@@ -404,11 +401,21 @@ export function gemmRows(
   lda = transA ? m : k,
   ldc = n,
 ): boolean {
-  if (!((m >= 8 || m === 1) && n >= 16 && k > 0) || bRows.length !== (transB ? n : k)) return false;
-  const own = ownGemm();
+  const own = bRows.length === (transB ? n : k) ? ownGemmFor(m, n, k) : null;
   if (own === null) return false;
-  const threads = m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
+  const threads = ownGemmThreads(m, n, k);
   return own.symbols.arc_sgemm_rows(+transA, +transB, m, n, k, alpha, a, lda, b, 0, beta, c, ldc, threads, bRows) === 0;
+}
+
+/** Our AVX-512 kernel for an m×n×k product, or null where BLAS serves it (or our kernel is not built). */
+function ownGemmFor(m: number, n: number, k: number): KernelLibrary | null {
+  // Its 8x32 tiles waste most of their work at 2-7 rows or under 16 columns: BLAS serves those.
+  return (m >= 8 || m === 1) && n >= 16 && k > 0 ? ownGemm() : null;
+}
+
+/** Threads for our kernel: one below the sizes where the second thread pays off. */
+function ownGemmThreads(m: number, n: number, k: number): number {
+  return m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -212,6 +212,19 @@ static int buffers(float **pa, float **pb) {
   return 0;
 }
 
+// This thread's buffer for a product computed transposed, grown to `len` floats (kept like the packing buffers, and
+// freed with them at thread exit). NULL when out of memory.
+static float *transposed_scratch(size_t len) {
+  float *pa, *pb;
+  if (buffers(&pa, &pb) != 0) return NULL; // also registers the thread-exit destructor
+  if (tls_ct_len < len) {
+    free(tls_ct);
+    tls_ct = malloc(sizeof(float) * len);
+    tls_ct_len = tls_ct ? len : 0;
+  }
+  return tls_ct;
+}
+
 static int gemm_part(const gemm_args *g, int i_begin, int i_end, int j_begin, int j_end) {
   float *pa, *pb;
   if (buffers(&pa, &pb) != 0) return -2;
@@ -427,16 +440,8 @@ int arc_sgemm_rows(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32
   // as Cᵀ = B·Aᵀ on the dot path, which streams B's rows once where packing would transpose them into panels first
   // (cold caches: 2.0 → 1.2 ms on two threads, 3.4 → 2.2 on one), then transposed into C.
   if (!trans_a && trans_b && !b_rows && m >= 32 && m <= 64 && n > 64 && k >= 512) {
-    float *pa, *pb;
-    if (buffers(&pa, &pb) != 0) return -2;
-    const size_t len = (size_t)m * n;
-    if (tls_ct_len < len) {
-      free(tls_ct);
-      tls_ct = malloc(sizeof(float) * len);
-      tls_ct_len = tls_ct ? len : 0;
-      if (!tls_ct) return -2;
-    }
-    float *ct = tls_ct; // n x m
+    float *ct = transposed_scratch((size_t)m * n); // n x m
+    if (!ct) return -2;
     const int rc = arc_sgemm_rows(0, 1, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, ct, m, threads, NULL);
     if (rc) return rc;
     for (int i = 0; i < m; i++) {

@@ -535,22 +535,27 @@ int32_t arc_masked_moments(const float *restrict x, int32_t rows, int32_t size, 
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
 // Channels-last RGB: 16 pixels (48 bytes) per step, each channel's 16 bytes picked out by one byte permute, then
 // scaled in double and rounded once like the TypeScript twin (the strided scalar loop is ~5x slower).
-static void u8_rgb_to_planes(const uint8_t *restrict src, int32_t hw, double scale, float *restrict dst) {
+static void u8_rgb_to_planes(const uint8_t *restrict raw, int32_t rows, int32_t hw, double scale,
+                             float *restrict out) {
   uint8_t pick[3][64] = {{0}};
   for (int ch = 0; ch < 3; ch++)
     for (int i = 0; i < 16; i++) pick[ch][i] = (uint8_t)(3 * i + ch);
   const __m512i idx[3] = {_mm512_loadu_si512(pick[0]), _mm512_loadu_si512(pick[1]), _mm512_loadu_si512(pick[2])};
   const __m512d vs = _mm512_set1_pd(scale);
-  for (int32_t p = 0; p < hw; p += 16) {
-    const int n = hw - p < 16 ? hw - p : 16;
-    const __mmask64 mb = n == 16 ? (__mmask64)0xFFFFFFFFFFFFull : (((__mmask64)1 << (3 * n)) - 1);
-    const __mmask16 mf = (__mmask16)((1u << n) - 1);
-    const __m512i v = _mm512_maskz_loadu_epi8(mb, src + (int64_t)p * 3);
-    for (int ch = 0; ch < 3; ch++) {
-      const __m512i q = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx[ch], v)));
-      const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(q)), vs));
-      const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(q, 1)), vs));
-      _mm512_mask_storeu_ps(dst + (int64_t)ch * hw + p, mf, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+  for (int64_t r = 0; r < rows; r++) {
+    const uint8_t *src = raw + r * 3 * hw;
+    float *dst = out + r * 3 * hw;
+    for (int32_t p = 0; p < hw; p += 16) {
+      const int n = hw - p < 16 ? hw - p : 16;
+      const __mmask64 mb = n == 16 ? (__mmask64)0xFFFFFFFFFFFFull : (((__mmask64)1 << (3 * n)) - 1);
+      const __mmask16 mf = (__mmask16)((1u << n) - 1);
+      const __m512i v = _mm512_maskz_loadu_epi8(mb, src + (int64_t)p * 3);
+      for (int ch = 0; ch < 3; ch++) {
+        const __m512i q = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx[ch], v)));
+        const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(q)), vs));
+        const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(q, 1)), vs));
+        _mm512_mask_storeu_ps(dst + (int64_t)ch * hw + p, mf, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+      }
     }
   }
 }
@@ -558,16 +563,16 @@ static void u8_rgb_to_planes(const uint8_t *restrict src, int32_t hw, double sca
 
 void arc_u8_to_f32(const uint8_t *restrict raw, int32_t rows, int32_t c, int32_t hw, int32_t hwc, double scale,
                    float *restrict out) {
+#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
+  if (hwc && c == 3) {
+    u8_rgb_to_planes(raw, rows, hw, scale, out);
+    return;
+  }
+#endif
   const int64_t size = (int64_t)c * hw;
   for (int32_t r = 0; r < rows; r++) {
     const uint8_t *src = raw + r * size;
     float *dst = out + r * size;
-#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
-    if (hwc && c == 3) {
-      u8_rgb_to_planes(src, hw, scale, dst);
-      continue;
-    }
-#endif
     if (!hwc || c == 1) {
       for (int64_t i = 0; i < size; i++) dst[i] = (float)(src[i] * scale);
     } else {
