@@ -358,3 +358,14 @@ Deno.test("AppoRunningMeanStd.invStd follows every update and load of the statis
   assert.deepEqual(Array.from(rms.invStd()), expect(), "after a load");
   assert.ok(Math.abs(rms.invStd()[1] - 1 / 3) < 1e-8);
 });
+
+Deno.test("stopAtReturn counts a resumed run's own episodes: the window carried in the checkpoint does not stop it", async () => {
+  const options = { ...SMALL, runDir: tempDir(), stopAtReturn: 5, stopAtReturnEpisodes: 5, totalFrames: 50_000 };
+  const first = await trainAppo(options);
+  assert.equal(first.stoppedBy, "return");
+  // The checkpoint's last episodes already average ≥ 5: the resumed run still plays 5 new episodes before stopping.
+  const resumed = await trainAppo({ ...options, resume: first.checkpoint });
+  assert.equal(resumed.stoppedBy, "return");
+  assert.ok(resumed.frames > first.frames, `resumed at ${first.frames} frames, stopped at ${resumed.frames}`);
+  assert.ok(resumed.episodeReturns.length >= first.episodeReturns.length + 5);
+});

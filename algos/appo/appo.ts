@@ -380,11 +380,15 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
 
   using stop = stopRequest({ signal: o.signal, sigint: o.handleSignals });
   const started = performance.now(), startFrames = run.frames;
+  // The return stop looks at this run's episodes only: a resumed run asked for more frames must not stop at once on
+  // the window its checkpoint carried (it did, and a caller looping on resume made no progress).
+  const firstEpisode = run.episodeReturns.length;
   let stoppedBy: AppoResult["stoppedBy"] = "frames";
   const shouldStop = (): boolean => {
     if (stop.requested) stoppedBy = "signal";
     else if (
-      o.stopAtReturn !== undefined && recentMean(run.episodeReturns, o.stopAtReturnEpisodes ?? 20) >= o.stopAtReturn
+      o.stopAtReturn !== undefined &&
+      recentMean(run.episodeReturns, o.stopAtReturnEpisodes ?? 20, firstEpisode) >= o.stopAtReturn
     ) {
       stoppedBy = "return";
     } else return run.frames >= o.totalFrames;
@@ -416,8 +420,9 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   };
 }
 
-function recentMean(xs: number[], n: number): number {
-  if (xs.length < n) return -Infinity;
+/** Mean of the last `n` of `xs`, counting only entries from index `from` on (-Infinity when there are fewer). */
+function recentMean(xs: number[], n: number, from = 0): number {
+  if (xs.length - from < n) return -Infinity;
   let s = 0;
   for (let i = xs.length - n; i < xs.length; i++) s += xs[i];
   return s / n;
