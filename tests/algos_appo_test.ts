@@ -179,7 +179,9 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
   let result = await trainAppo(options);
   let mean = evaluate(result.model);
   while (mean < 475 && result.frames < 400_000) {
+    const before = result.frames;
     result = await trainAppo({ ...options, totalFrames: result.frames + 25_000, resume: result.checkpoint });
+    assert.ok(result.frames > before, `a resumed segment made no frames (at ${before}): the loop would never end`);
     mean = evaluate(result.model);
   }
   const seconds = (performance.now() - started) / 1000;
