@@ -44,7 +44,7 @@ import { make } from "../envs/mod.ts";
 import { ensureAle, makeAtari } from "../envs/ale/mod.ts";
 import { SyncVectorEnv } from "../envs/vector/mod.ts";
 import { ensureVizdoom } from "../envs/vizdoom/mod.ts";
-import { setBlasThreads } from "../models/mod.ts";
+import { type MatmulPrecision, setBlasThreads } from "../models/mod.ts";
 import { CARTPOLE_A2C, CARTPOLE_DQN, CARTPOLE_PPO } from "../examples/cartpole.ts";
 import { ensureSampleFactory, runSampleFactory } from "./_sample_factory.ts";
 import { median } from "./_stats.ts";
@@ -58,6 +58,8 @@ const CARTPOLE_GOAL_S = 60;
 const HGS_GOAL_MIN = 30;
 const HF_BAR = 5;
 const SF_GOAL = 1.5;
+/** Our Doom APPO runs' GEMM precision (`--matmul-precision`). */
+let matmulPrecision: MatmulPrecision = "highest";
 /** Frame budget of the runs bounded by wall time only. */
 const UNBOUNDED_FRAMES = 1e9;
 /** Rollout layout shared by our Doom runs and Sample Factory's. */
@@ -102,6 +104,8 @@ const USAGE = `Usage: deno task bench:learn [options]
   --sf-env <id>         Doom env of the Sample Factory comparison (default doom_basic)
   --sf-minutes <n>      wall time of each side of the comparison (default 3)
   --sf-rounds <n>       alternate the two sides this many times and report the median ratio (default 1)
+  --matmul-precision <highest|medium>
+                        our Doom APPO runs' GEMM precision (default highest: float32; medium: bfloat16 products)
   -h, --help            show this help`;
 
 /** `load 1.23 0.98 0.75` from /proc/loadavg (empty elsewhere). */
@@ -266,6 +270,7 @@ async function doomAppo(r: DoomRun): Promise<AppoResult> {
       checkpointIntervalS: r.evalEveryS,
       signal: controller.signal,
       log: prefixed(r.env, start),
+      matmulPrecision,
     });
   } finally {
     training = false;
@@ -287,7 +292,8 @@ async function doomAppo(r: DoomRun): Promise<AppoResult> {
     : "";
   console.log(
     `${r.env} appo: ${result.frames} frames in ${(wallS / 60).toFixed(1)} min wall at ${result.fps.toFixed(0)} ` +
-      `frames/s (${DOOM_WORKERS} workers x ${DOOM_ENVS_PER_WORKER} envs, stopped by ${result.stoppedBy})${goal} | ` +
+      `frames/s (${DOOM_WORKERS} workers x ${DOOM_ENVS_PER_WORKER} envs, matmul precision ${matmulPrecision}, ` +
+      `stopped by ${result.stoppedBy})${goal} | ` +
       load(),
   );
   await Deno.remove(runDir, { recursive: true });
@@ -378,7 +384,9 @@ async function sampleFactory(env: string, minutes: number, rounds: number, ours:
       `sf ${env}${rounds > 1 ? ` (round ${round}/${rounds})` : ""}: Sample Factory ${sf.versions}: ` +
         `${sfFps.toFixed(0)} frames/s (${res.frames} frames, ${res.wallS.toFixed(0)} s process wall; last window ` +
         `10s/60s/300s ${res.window?.s10}/${res.window?.s60}/${res.window?.s300}) | Arcadia APPO ` +
-        `${ours.fps.toFixed(0)} frames/s | ratio = ${(ours.fps / sfFps).toFixed(2)} (goal >= ${SF_GOAL}) | ${load()}`,
+        `${ours.fps.toFixed(0)} frames/s (matmul precision ${matmulPrecision}) | ratio = ${
+          (ours.fps / sfFps).toFixed(2)
+        } (goal >= ${SF_GOAL}) | ${load()}`,
     );
   }
   if (rounds > 1) {
@@ -407,6 +415,7 @@ async function main(argv: string[]): Promise<number> {
         "sf-env": { type: "string", default: "doom_basic" },
         "sf-minutes": { type: "string", default: "3" },
         "sf-rounds": { type: "string", default: "1" },
+        "matmul-precision": { type: "string", default: "highest" },
         "eval-appo": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -421,6 +430,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const episodes = num("eval-episodes", v["eval-episodes"]);
+  if (v["matmul-precision"] !== "highest" && v["matmul-precision"] !== "medium") {
+    console.error(`--matmul-precision: "${v["matmul-precision"]}" is not highest or medium`);
+    return 2;
+  }
+  matmulPrecision = v["matmul-precision"];
   if (v["eval-appo"]) {
     await evalMain(v["eval-appo"], episodes);
     return 0;

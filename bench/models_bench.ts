@@ -16,6 +16,7 @@ import {
   Rng,
   Sequential,
   setBlasThreads,
+  setMatmulPrecision,
   square,
   sub,
   Tanh,
@@ -133,6 +134,24 @@ if (raw) {
       (raw ? `, ratio to BLAS peak ${(g / peak).toFixed(3)}` : ""),
   );
 }
+// Opt-in bfloat16 products (setMatmulPrecision("medium"), AMX): not float32, so printed beside the goals, not in them.
+const bf16 = setMatmulPrecision("medium") === "medium";
+setMatmulPrecision("highest");
+/** `fn` timed with bfloat16 products, restoring float32 after. */
+function withBf16<T>(fn: () => T): T {
+  setMatmulPrecision("medium");
+  try {
+    return fn();
+  } finally {
+    setMatmulPrecision("highest");
+  }
+}
+if (bf16) {
+  const ms = withBf16(() => time(() => gemm(false, false, N, N, N, 1, A, B, 0, C), quick ? 5 : 20));
+  console.log(
+    `gemm 1024^3 matmul precision medium (bfloat16 products, AMX): ${ms.toFixed(2)} ms, ${gflops(N, N, N, ms)} GFLOP/s`,
+  );
+} else console.log(`gemm 1024^3 matmul precision medium: not available here (${cpuInfo().bf16})`);
 {
   const ms = time(() => gemmTs(false, false, N, N, N, 1, A, B, 0, C), quick ? 1 : 2, 1);
   console.log(`gemm 1024^3 pure TS: ${ms.toFixed(0)} ms, ${gflops(N, N, N, ms)} GFLOP/s`);
@@ -305,6 +324,12 @@ function input(shape: number[]): Tensor {
   const inf1 = timeBoth(() => noGrad(() => net.forward(x1)), reps * 10);
   console.log(`nature-cnn inference B=1: ${fmtTime(inf1, 3)} (goal <= 0.5)`);
   console.log(`nature-cnn inference B=32: ${fmtTime(timeBoth(() => noGrad(() => net.forward(x32)), reps))}`);
+  if (bf16) {
+    const step = withBf16(() => timeBoth(train, reps)),
+      one = withBf16(() => timeBoth(() => noGrad(() => net.forward(x1)), reps * 10));
+    console.log(`nature-cnn train step B=32, matmul precision medium: ${fmtTime(step)}`);
+    console.log(`nature-cnn inference B=1, matmul precision medium: ${fmtTime(one, 3)}`);
+  }
 }
 
 {
@@ -342,4 +367,11 @@ function input(shape: number[]): Tensor {
   console.log(
     `doom encoder+GRU(512) inference B=32: ${fmtTime(timeBoth(() => noGrad(() => forward(x32, h32)), reps))}`,
   );
+  if (bf16) {
+    console.log(
+      `doom encoder+GRU(512) train step B=32, matmul precision medium: ${
+        fmtTime(withBf16(() => timeBoth(train, reps)))
+      }`,
+    );
+  }
 }

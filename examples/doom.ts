@@ -29,6 +29,7 @@ import { setBlasThreads, useBackend } from "../models/mod.ts";
 const ENVS = DOOM_SPECS.map((s) => s.id);
 const ALGOS = ["appo"] as const;
 const BACKENDS = ["cpu", "webgpu", "auto"] as const;
+const PRECISIONS = ["highest", "medium"] as const;
 const DOOM_MODULE = new URL("../envs/vizdoom/mod.ts", import.meta.url).href;
 
 const USAGE = `Usage: deno run -A examples/doom.ts [options]
@@ -45,6 +46,8 @@ Training (default):
   --seed <int>                   seed (default 0)
   --resume                       continue <train-dir>/<experiment> from its checkpoint
   --backend <cpu|webgpu|auto>    tensor backend (default cpu)
+  --matmul-precision <p>         CPU GEMMs: highest (float32) or medium (bfloat16 products on AMX CPUs,
+                                 float32 elsewhere) (default medium)
   --no-video                     skip the evaluation and replay.mp4 after training
 
 Evaluation:
@@ -69,6 +72,7 @@ function parse(argv: string[]) {
         "train-dir": { type: "string", default: "train_dir" },
         seed: { type: "string", default: "0" },
         resume: { type: "boolean", default: false },
+        "matmul-precision": { type: "string", default: "medium" },
         ...PLAY_FLAGS,
       },
       strict: true,
@@ -121,6 +125,7 @@ async function main(argv: string[]): Promise<void> {
   const env = oneOf("env", v.env, ENVS);
   oneOf("algo", v.algo, ALGOS);
   const backend = oneOf("backend", v.backend, BACKENDS);
+  const matmulPrecision = oneOf("matmul-precision", v["matmul-precision"], PRECISIONS);
   const seed = intFlag("seed", v.seed, 0)!;
   const frames = intFlag("train-for-env-steps", v["train-for-env-steps"], 1)!;
   const numWorkers = intFlag("num-workers", v["num-workers"], 1) ?? navigator.hardwareConcurrency;
@@ -148,6 +153,7 @@ async function main(argv: string[]): Promise<void> {
     seed,
     runDir,
     resume: v.resume ? runDir : undefined,
+    matmulPrecision,
     log: (line) => console.log(line),
   };
   console.log(

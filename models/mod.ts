@@ -32,7 +32,7 @@ export * from "./autograd.ts";
 export * from "./ops.ts";
 export type { Backend, BinaryOp, ConvGeometry, ReduceOp, UnaryOp } from "./primitives.ts";
 export { broadcastShapes, shapeSize } from "./primitives.ts";
-export { cpuInfo, setBlasThreads } from "./backends/cpu.ts";
+export { cpuInfo, type MatmulPrecision, setBlasThreads, setMatmulPrecision } from "./backends/cpu.ts";
 export { clearBufferPool } from "./pool.ts";
 export type { CpuInfo } from "./backends/cpu.ts";
 export * from "./rng.ts";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
 import { AppoModel, AppoRunningMeanStd, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
-import { Adam, loadCheckpoint } from "../models/mod.ts";
+import { Adam, cpuInfo, loadCheckpoint } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
 
 const FIXTURE = JSON.parse(Deno.readTextFileSync(new URL("./fixtures/algos_vtrace.json", import.meta.url)));
@@ -198,37 +198,42 @@ Deno.test("APPO with rollout Workers learns CartPole-v1 (mean return >= 475 over
 const PIXEL_CUE = new URL("./_pixel_cue.ts", import.meta.url);
 await import(PIXEL_CUE.href);
 
-Deno.test("APPO learns from uint8 pixels through the conv encoder and carries a cue in its GRU (PixelCue, memory)", async () => {
-  // Doom's path at a small size: uint8 CHW frames, per-pixel input normalization, the conv encoder, the GRU unrolled
-  // over each trajectory. The cue shows only on the first of 4 frames and pays on the last, so a policy without
-  // memory earns 0.5 and this one must carry the colour through 2 blank frames.
-  const result = await trainAppo({
-    envId: "PixelCue-v0",
-    envKwargs: { memory: true, steps: 4 },
-    envModules: [PIXEL_CUE],
-    numWorkers: 2,
-    numEnvsPerWorker: 4,
-    rollout: 8,
-    batchSize: 128,
-    learnerChunk: 0,
-    rnnSize: 64,
-    learningRate: 1e-3,
-    totalFrames: 60_000,
-    stopAtReturn: 0.97,
-    stopAtReturnEpisodes: 100,
-    seed: 1,
-    serial: true,
-    runDir: tempDir(),
-    tensorboard: false,
-    handleSignals: false,
-    checkpointIntervalS: 0,
+for (const matmulPrecision of ["highest", "medium"] as const) {
+  Deno.test(`APPO learns from uint8 pixels through the conv encoder and carries a cue in its GRU (PixelCue, memory), matmul precision ${matmulPrecision}`, async () => {
+    // Doom's path at a small size: uint8 CHW frames, per-pixel input normalization, the conv encoder, the GRU unrolled
+    // over each trajectory. The cue shows only on the first of 4 frames and pays on the last, so a policy without
+    // memory earns 0.5 and this one must carry the colour through 2 blank frames. "medium" (bfloat16 products where
+    // AMX runs) must learn as well, and leave this thread's precision as it found it.
+    const result = await trainAppo({
+      matmulPrecision,
+      envId: "PixelCue-v0",
+      envKwargs: { memory: true, steps: 4 },
+      envModules: [PIXEL_CUE],
+      numWorkers: 2,
+      numEnvsPerWorker: 4,
+      rollout: 8,
+      batchSize: 128,
+      learnerChunk: 0,
+      rnnSize: 64,
+      learningRate: 1e-3,
+      totalFrames: 60_000,
+      stopAtReturn: 0.97,
+      stopAtReturnEpisodes: 100,
+      seed: 1,
+      serial: true,
+      runDir: tempDir(),
+      tensorboard: false,
+      handleSignals: false,
+      checkpointIntervalS: 0,
+    });
+    assert.ok(result.model.obsRms, "images are normalized per pixel");
+    const returns = evaluateAppo(result.model, "PixelCue-v0", { episodes: 40, envKwargs: { memory: true, steps: 4 } });
+    const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
+    console.log(`PixelCue memory: ${result.frames} frames, stopped by ${result.stoppedBy}, greedy eval ${mean}`);
+    assert.ok(mean >= 0.85, `greedy evaluation mean ${mean} < 0.85 (no memory earns 0.5)`);
+    assert.equal(cpuInfo().matmulPrecision, "highest");
   });
-  assert.ok(result.model.obsRms, "images are normalized per pixel");
-  const returns = evaluateAppo(result.model, "PixelCue-v0", { episodes: 40, envKwargs: { memory: true, steps: 4 } });
-  const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
-  console.log(`PixelCue memory: ${result.frames} frames, stopped by ${result.stoppedBy}, greedy eval ${mean}`);
-  assert.ok(mean >= 0.85, `greedy evaluation mean ${mean} < 0.85 (no memory earns 0.5)`);
-});
+}
 
 /** A module (as a data: URL) registering a CartPole that throws once, at its 50th step, across Worker restarts. */
 function crashEnvModule(always = false): string {

@@ -1,6 +1,6 @@
 // GEMM: BLAS (through FFI) vs the pure-TypeScript kernel, every transpose combination, odd sizes, alpha/beta.
 import assert from "node:assert/strict";
-import { closeBlas, cpuInfo, gemm, gemmRows } from "../models/backends/cpu.ts";
+import { closeBlas, cpuInfo, gemm, gemmRows, setMatmulPrecision } from "../models/backends/cpu.ts";
 import { gemmTs } from "../models/backends/gemm_ts.ts";
 import { detectCoreType, openBlas } from "../models/backends/blas/ffi.ts";
 import { nativeKernels } from "../models/backends/native/native.ts";
@@ -318,4 +318,79 @@ Deno.test("gemmRows: B rows at overlapping, unaligned offsets compute gemm on th
     gemmRows(false, false, 8, 16, 4, 1, rand(32, 1), rand(64, 2), new Int32Array(5), 0, rand(128, 3)),
     false,
   );
+});
+
+/** x rounded to bfloat16 (round to nearest, ties to even), as AMX's VCVTNE2PS2BF16 does. */
+function bf16(x: number): number {
+  const f = new Float32Array([x]), u = new Uint32Array(f.buffer);
+  u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+  return f[0];
+}
+
+Deno.test("matmul precision medium: products of bfloat16-rounded inputs summed in float32, every transpose", () => {
+  assert.throws(() => setMatmulPrecision("high" as never), /"high" is not supported \(use "highest".*"medium"/);
+  const shapes: [number, number, number][] = [[16, 16, 32], [33, 17, 65], [70, 45, 1030], [40, 300, 64]];
+  try {
+    const used = setMatmulPrecision("medium");
+    assert.equal(used, cpuInfo().bf16 === "amx" ? "medium" : "highest", cpuInfo().bf16);
+    assert.equal(cpuInfo().matmulPrecision, used);
+    for (const [m, n, k] of shapes) {
+      for (const ta of [false, true]) {
+        for (const tb of [false, true]) {
+          const a = rand(m * k, m + k), b = rand(k * n, n + k + 1);
+          // C is a column block of a wider matrix (ldc = n + 3): the columns beside it must stay untouched.
+          const ldc = n + 3, c0 = rand(m * ldc, 9), got = c0.slice();
+          const beta = (m + n) % 2 ? 0.5 : 0;
+          gemm(ta, tb, m, n, k, 0.75, a, b, beta, got, ta ? m : k, tb ? k : n, ldc);
+          const what = `${ta ? "T" : "N"}${tb ? "T" : "N"} ${m}x${n}x${k}`;
+          const ab = used === "medium" ? a.map(bf16) : a, bb = used === "medium" ? b.map(bf16) : b;
+          let differs = false;
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < ldc; j++) {
+              const v = got[i * ldc + j], c = c0[i * ldc + j];
+              if (j >= n) {
+                assert.equal(v, c, `${what}: column ${j} past n was written`);
+                continue;
+              }
+              let sum = 0, mag = 0, exact = 0;
+              for (let p = 0; p < k; p++) {
+                const x = ta ? ab[p * m + i] : ab[i * k + p], y = tb ? bb[j * k + p] : bb[p * n + j];
+                sum += x * y, mag += Math.abs(x * y);
+                exact += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+              }
+              const want = 0.75 * sum + (beta ? beta * c : 0);
+              assert.ok(Math.abs(v - want) <= 1e-6 * (mag + Math.abs(c)), `${what} [${i},${j}]: ${v} vs ${want}`);
+              if (Math.abs(v - (0.75 * exact + (beta ? beta * c : 0))) > 1e-5 * mag) differs = true;
+            }
+          }
+          // The bfloat16 rounding is real (a float32 product would not be this far from the exact one).
+          assert.equal(differs, used === "medium", `${what}: bfloat16 rounding visible`);
+        }
+      }
+    }
+    // gemmRows takes the same path: offset rows of B.
+    if (used === "medium") {
+      const [m, n, k] = [32, 48, 96], base = rand(k * 5 + n, 3), a = rand(m * k, 4);
+      const offsets = Int32Array.from({ length: k }, (_, r) => r * 5 + (r % 3));
+      const got = new Float32Array(m * n);
+      assert.equal(gemmRows(false, false, m, n, k, 1, a, base, offsets, 0, got), true);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0, mag = 0;
+          for (let p = 0; p < k; p++) {
+            const x = bf16(a[i * k + p]), y = bf16(base[offsets[p] + j]);
+            sum += x * y, mag += Math.abs(x * y);
+          }
+          assert.ok(Math.abs(got[i * n + j] - sum) <= 1e-6 * mag, `gemmRows [${i},${j}]`);
+        }
+      }
+    }
+  } finally {
+    setMatmulPrecision("highest");
+  }
+  // Back to float32: the product matches the float64 reference to float32 accuracy again.
+  const [m, n, k] = [33, 17, 65], a = rand(m * k, 1), b = rand(k * n, 2), c = new Float32Array(m * n);
+  gemm(false, false, m, n, k, 1, a, b, 0, c);
+  const ref = naive(false, false, m, n, k, 1, a, b, 0, c);
+  c.forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-5, `highest [${i}]`));
 });

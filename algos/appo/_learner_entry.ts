@@ -6,7 +6,14 @@
  * @module
  */
 
-import { Adam, type AdamOptions, type OptimizerState, setBlasThreads } from "../../models/mod.ts";
+import {
+  Adam,
+  type AdamOptions,
+  type MatmulPrecision,
+  type OptimizerState,
+  setBlasThreads,
+  setMatmulPrecision,
+} from "../../models/mod.ts";
 import { Learner, type LearnerOptions, type LearnerStats } from "./learner.ts";
 import { AppoModel, type AppoModelOptions, publishWeights, pullWeights } from "./model.ts";
 import { type TrajectoryLayout, TrajectoryRing, viewTrajectoryBuffer } from "./trajectory_buffer.ts";
@@ -26,6 +33,8 @@ export interface LearnerInitMessage {
   version: number;
   samples: number;
   blasThreads?: number;
+  /** The learner's GEMM precision (`setMatmulPrecision`). */
+  matmulPrecision?: MatmulPrecision;
 }
 
 /** Messages the learner Worker posts. */
@@ -51,6 +60,7 @@ scope.onmessage = (event) => {
 
 async function serve(m: LearnerInitMessage): Promise<void> {
   if (m.blasThreads !== undefined) setBlasThreads(m.blasThreads);
+  if (m.matmulPrecision) setMatmulPrecision(m.matmulPrecision);
   const model = new AppoModel(m.model);
   pullWeights(model, m.weights, -1);
   const optimizer = new Adam(model.parameters(), m.adam);

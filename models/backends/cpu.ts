@@ -130,6 +130,10 @@ export interface CpuInfo {
    * or `"pure-ts"`. Smaller products and batch-1 GEMVs always go to BLAS when it is loaded.
    */
   gemm: "arcadia-avx512" | "blas" | "pure-ts";
+  /** The internal precision of this thread's products (see `setMatmulPrecision`). */
+  matmulPrecision: MatmulPrecision;
+  /** `"amx"` when bfloat16 products can run here, else why not. */
+  bf16: string;
 }
 
 function ffiGranted(): boolean {
@@ -275,6 +279,8 @@ export function cpuInfo(): CpuInfo {
     kernels: k.path,
     kernelsNote: k.note,
     gemm,
+    matmulPrecision: precision,
+    bf16: bf16Support(),
   };
 }
 
@@ -363,6 +369,15 @@ export function gemm(
   ldc = n,
 ): void {
   if (m === 0 || n === 0) return;
+  if (precision === "medium" && bf16Shape(m, n, k)) {
+    const threads = ownGemmThreads(m, n, k);
+    const lib = nativeKernels()!;
+    if (
+      lib.symbols.arc_sgemm_bf16(+transA, +transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, null) === 0
+    ) {
+      return;
+    } // else out of memory: float32 below
+  }
   const s = blasState ?? blas();
   const own = ownGemmFor(m, n, k);
   if (own !== null) {
@@ -404,6 +419,10 @@ export function gemmRows(
   const own = bRows.length === (transB ? n : k) ? ownGemmFor(m, n, k) : null;
   if (own === null) return false;
   const threads = ownGemmThreads(m, n, k);
+  if (
+    precision === "medium" && bf16Shape(m, n, k) &&
+    own.symbols.arc_sgemm_bf16(+transA, +transB, m, n, k, alpha, a, lda, b, 0, beta, c, ldc, threads, bRows) === 0
+  ) return true;
   return own.symbols.arc_sgemm_rows(+transA, +transB, m, n, k, alpha, a, lda, b, 0, beta, c, ldc, threads, bRows) === 0;
 }
 
@@ -416,6 +435,61 @@ function ownGemmFor(m: number, n: number, k: number): KernelLibrary | null {
 /** Threads for our kernel: one below the sizes where the second thread pays off. */
 function ownGemmThreads(m: number, n: number, k: number): number {
   return m * n * k >= (m === 1 ? LARGE_GEMV_ELEMENTS : OWN_SMALL_GEMM_WORK) ? kernelThreads() : 1;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Matmul precision
+
+/**
+ * Internal precision of float32 products, with the names of PyTorch's `torch.set_float32_matmul_precision`:
+ * `"highest"` computes in float32; `"medium"` rounds both inputs to bfloat16 (8-bit mantissa) and sums their exact
+ * products in float32, on AMX tiles (`native/gemm_bf16.c`; Intel Sapphire Rapids and later).
+ */
+export type MatmulPrecision = "highest" | "medium";
+
+let precision: MatmulPrecision = "highest";
+let bf16Why: string | undefined; // "amx" when bfloat16 products run here, else why not; undefined until probed
+
+/** `"amx"` when `arc_sgemm_bf16` runs here (probed once with a 1x1x1 product), else why not. */
+function bf16Support(): string {
+  if (bf16Why !== undefined) return bf16Why;
+  const lib = ownGemm();
+  if (lib === null) return bf16Why = "needs the native kernels with our AVX-512 GEMM";
+  const one = new Float32Array([1]), out = new Float32Array(1);
+  const rc = lib.symbols.arc_sgemm_bf16(0, 0, 1, 1, 1, 1, one, 1, one, 1, 0, out, 1, 1, null);
+  return bf16Why = rc === 0 && out[0] === 1 ? "amx" : "this CPU or kernel cannot run AMX tiles (AMX-BF16, Linux 5.16+)";
+}
+
+/**
+ * Products with at least 16 rows, 16 columns and 32 terms per sum: smaller ones would waste most of a 16x32·32x16
+ * tile product, and batch-1 GEMVs are bound by reading the weights, not by arithmetic.
+ */
+function bf16Shape(m: number, n: number, k: number): boolean {
+  return m >= 16 && n >= 16 && k >= 32;
+}
+
+/**
+ * Choose the internal precision of this thread's float32 products (module state: each Worker chooses its own) and
+ * return the one in effect: `"medium"` (bfloat16 products, float32 sums) where AMX runs, else `"highest"`. Tensors
+ * stay float32 either way; only GEMMs and convolutions change, by about 2^-9 relative per input (as PyTorch's
+ * `set_float32_matmul_precision("medium")`). Measured on the Doom learner's conv shapes: 2-2.7x the float32 GEMM.
+ *
+ * @example
+ * ```ts
+ * import { cpuInfo, setMatmulPrecision } from "./cpu.ts";
+ * const used = setMatmulPrecision("medium"); // "highest" where the CPU has no AMX
+ * console.log(used, cpuInfo().bf16);
+ * setMatmulPrecision("highest");
+ * ```
+ */
+export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
+  if (p !== "highest" && p !== "medium") {
+    throw new Error(
+      `setMatmulPrecision: "${p}" is not supported (use "highest" for float32 products or "medium" for bfloat16 ones)`,
+    );
+  }
+  precision = p === "medium" && bf16Support() === "amx" ? "medium" : "highest";
+  return precision;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

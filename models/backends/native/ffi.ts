@@ -7,7 +7,7 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 7;
+export const KERNELS_ABI = 8;
 
 /** Symbols of `libarcadia_kernels`. */
 /** arc_sgemm's parameters: trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads. */
@@ -82,6 +82,12 @@ export const KERNEL_SYMBOLS = {
   // int arc_sgemm_rows(..., int32_t threads, const int32_t *b_rows): arc_sgemm with each stored row of B at
   // b + b_rows[r] instead of b + r * ldb.
   arc_sgemm_rows: {
+    parameters: [...SGEMM_PARAMETERS, "buffer"],
+    result: "i32",
+  },
+  // int arc_sgemm_bf16(...same as arc_sgemm_rows, b_rows may be NULL): the product of bfloat16-rounded inputs summed
+  // in float32 on AMX tiles; -3 when the CPU or the OS cannot run AMX (then compute in float32). gemm_bf16.c.
+  arc_sgemm_bf16: {
     parameters: [...SGEMM_PARAMETERS, "buffer"],
     result: "i32",
   },

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 7
+#define ARC_ABI 8
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 

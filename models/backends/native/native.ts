@@ -17,7 +17,9 @@ import { KERNEL_SYMBOLS, type KernelLibrary, KERNELS_ABI } from "./ffi.ts";
 
 // One translation unit: the helper thread, the loops around GEMM, then our AVX-512 GEMM (`#line` keeps compiler
 // messages per file).
-const SOURCE_URLS = ["./parallel.c", "./kernels.c", "./gemm.c"].map((f) => new URL(f, import.meta.url));
+const SOURCE_URLS = ["./parallel.c", "./kernels.c", "./gemm.c", "./gemm_bf16.c"].map((f) =>
+  new URL(f, import.meta.url)
+);
 const LIB_NAME = "libarcadia_kernels.so";
 // No -ffast-math (NaN must propagate) and no FMA contraction (results must round exactly as V8's double math does);
 // -fno-trapping-math lets GCC turn branches into blends (we never enable FP exceptions).
