@@ -434,38 +434,52 @@ function conv2dIm2col(
   act: Activation | undefined,
 ): Tensor {
   const be = backend();
-  const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
+  const { batch: N, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = g;
   const O = weight.shape[0];
-  const P = OH * OW, CKK = C * KH * KW, NP = N * P;
-  const col = takeBuffer(CKK * NP, false);
-  be.im2col(x.raw, g, col);
-  // yT[O, N*P] = W[O, CKK] @ col[CKK, N*P], then permute to [N, O, P].
-  const yT = N === 1 ? new Float32Array(0) : takeBuffer(O * NP, false);
-  const out = new Tensor(new Float32Array(N * O * P), [N, O, OH, OW]);
-  const target = N === 1 ? out.raw : yT;
-  if (bias) broadcastColumns(bias.raw, target, NP);
-  be.gemm(false, false, O, NP, CKK, 1, weight.raw, col, bias ? 1 : 0, target);
-  if (N > 1) be.copyStrided(yT, 0, [P, NP, 1], [N, O, P], out.raw, 0, [O * P, P, 1], false);
+  const P = OH * OW, CKK = C * KH * KW, CHW = C * H * W, OP = O * P;
+  // Samples unfolded at a time: a part's unfolded matrix stays in cache from im2col to its GEMMs, where the whole
+  // batch's would go through memory (Doom's conv2 over a 264-sample learner chunk unfolds 53 MB, and its input
+  // gradient as many). The backward pass then unfolds each part again, from an input that is still in cache.
+  const nb = be.cacheFloats ? Math.max(1, Math.min(N, Math.floor(be.cacheFloats / (CKK * P)))) : N;
+  const chunked = nb < N;
+  /** Samples [n0, n0 + cn) of a batch-major array with `size` floats per sample (the array itself when whole). */
+  const part = (a: Float32Array, n0: number, cn: number, size: number) =>
+    chunked ? a.subarray(n0 * size, (n0 + cn) * size) : a;
+  const geometry = (cn: number): ConvGeometry => cn === N ? g : { ...g, batch: cn };
+  const col = takeBuffer(CKK * nb * P, false);
+  // yT[O, cn*P] = W[O, CKK] @ col[CKK, cn*P], then permuted to [cn, O, P] (one sample needs no permute).
+  const yT = nb === 1 ? new Float32Array(0) : takeBuffer(O * nb * P, false);
+  const out = new Tensor(new Float32Array(N * OP), [N, O, OH, OW]);
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const cn = Math.min(nb, N - n0), NP = cn * P;
+    be.im2col(part(x.raw, n0, cn, CHW), geometry(cn), col);
+    const target = cn === 1 ? part(out.raw, n0, 1, OP) : yT;
+    if (bias) broadcastColumns(bias.raw, target, NP);
+    be.gemm(false, false, O, NP, CKK, 1, weight.raw, col, bias ? 1 : 0, target);
+    if (cn > 1) be.copyStrided(yT, 0, [P, NP, 1], [cn, O, P], out.raw, n0 * OP, [OP, P, 1], false);
+  }
   applyActivation(out.raw, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  let colHoldsInput = true;
+  let colHoldsInput = !chunked;
   return record(out, act ? `conv2d+${act.op}` : "conv2d", inputs, (gyOut) => {
     const gy = activationGrad(out.raw, gyOut, act);
-    if (!colHoldsInput) be.im2col(x.raw, g, col); // only after a retained-graph second backward
-    let gT = gy;
-    if (N > 1) {
-      gT = yT; // reuse the forward buffer: [O, N*P]
-      be.copyStrided(gy, 0, [O * P, P, 1], [N, O, P], gT, 0, [P, NP, 1], false);
-    }
-    if (weight.requiresGrad) {
-      const [gw, beta] = gradTarget(weight);
-      be.gemm(false, true, O, CKK, NP, 1, gT, col, beta, gw);
-    }
-    if (bias?.requiresGrad) be.sumTo(gT, [O, NP], gradBuffer(bias), [O, 1], 1);
-    if (x.requiresGrad) {
-      be.gemm(true, false, CKK, NP, O, 1, weight.raw, gT, 0, col); // col is dead after dW: reuse it for dcol
-      colHoldsInput = false;
-      be.col2im(col, g, gradBuffer(x));
+    const [gw, beta] = weight.requiresGrad ? gradTarget(weight) : [null, 0];
+    for (let n0 = 0; n0 < N; n0 += nb) {
+      const cn = Math.min(nb, N - n0), NP = cn * P;
+      // Unfold again: each part after the first, and the whole batch after a retained graph's earlier backward.
+      if (!colHoldsInput) be.im2col(part(x.raw, n0, cn, CHW), geometry(cn), col);
+      let gT = part(gy, n0, cn, OP);
+      if (cn > 1) {
+        gT = yT; // reuse the forward buffer: [O, cn*P]
+        be.copyStrided(gy, n0 * OP, [OP, P, 1], [cn, O, P], gT, 0, [P, NP, 1], false);
+      }
+      if (gw) be.gemm(false, true, O, CKK, NP, 1, gT, col, n0 === 0 ? beta : 1, gw);
+      if (bias?.requiresGrad) be.sumTo(gT, [O, NP], gradBuffer(bias), [O, 1], 1);
+      if (x.requiresGrad) {
+        be.gemm(true, false, CKK, NP, O, 1, weight.raw, gT, 0, col); // col is dead after dW: reuse it for dcol
+        colHoldsInput = false;
+        be.col2im(col, geometry(cn), part(gradBuffer(x), n0, cn, CHW));
+      }
     }
     if (gy !== gyOut) releaseBuffer(gy);
   }, () => {

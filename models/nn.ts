@@ -11,7 +11,8 @@ import type { Activation, Conv2dOptions } from "./autograd.ts";
 import { constantInit, orthogonalInit, pytorchDefaultInit, uniformInit } from "./init.ts";
 import { add, elu, flatten, mul, relu, sigmoid, stack, sub, tanh } from "./ops.ts";
 import { Rng } from "./rng.ts";
-import { type Tensor, zeroGradLazily, zeros } from "./tensor.ts";
+import { releaseBuffer, takeBuffer } from "./pool.ts";
+import { backend, gradBuffer, gradTarget, record, Tensor, zeroGradLazily, zeros } from "./tensor.ts";
 
 let globalRng = new Rng(0);
 
@@ -306,10 +307,19 @@ export class GRU extends Module {
     this.cell = this.registerModule("cell", new GRUCell(inputSize, hiddenSize, options));
   }
 
-  forward(x: Tensor, h0: Tensor, options: { masks?: Tensor } = {}): SequenceOutput {
+  /**
+   * `fused: false` builds the graph step by step from ops (the reference the fused pass is tested against; backends
+   * that keep data on a device always do).
+   */
+  forward(x: Tensor, h0: Tensor, options: { masks?: Tensor; fused?: boolean } = {}): SequenceOutput {
     const [T, B] = x.shape;
     // Input projections for all steps in one GEMM.
     const gi = linear(x, this.cell.weight_ih, this.cell.bias_ih);
+    if (options.fused !== false && backend().sync === undefined) {
+      const { weight_hh, bias_hh } = this.cell;
+      const output = gruSequence(gi.reshape([T, B, 3 * this.hiddenSize]), h0, weight_hh, bias_hh, options.masks);
+      return { output, h: slice(output, 0, T - 1, T).reshape([B, this.hiddenSize]) };
+    }
     let h = h0;
     const hs: Tensor[] = [];
     for (let t = 0; t < T; t++) {
@@ -319,6 +329,96 @@ export class GRU extends Module {
     }
     return { output: stack(hs, 0), h };
   }
+}
+
+/**
+ * The GRU recurrence over precomputed input projections `gi` `[T, B, 3H]` as one autograd op: per step one GEMM for
+ * `h W_hhᵀ` and two activation passes forward, one GEMM for the state's gradient backward; the weight gradient of
+ * all steps is one `[3H, T·B] x [T·B, H]` GEMM at the end, where the step-by-step graph accumulated a rank-B update
+ * per step (and built, zeroed and freed a dozen small tensors per step: the Doom learner spent ~60 ms of a 320 ms
+ * chunk there). Host-memory backends only (plain loops read the saved gates).
+ */
+function gruSequence(gi: Tensor, h0: Tensor, weightHh: Tensor, biasHh: Tensor, masks?: Tensor): Tensor {
+  const be = backend();
+  const [T, B, H3] = gi.shape, H = H3 / 3, BH = B * H;
+  if (h0.shape[0] !== B || h0.shape[1] !== H || (masks && masks.size !== T * B)) {
+    throw new Error(`GRU: h0 [${h0.shape}] and masks [${masks?.shape ?? ""}] do not match input [${gi.shape}]`);
+  }
+  const giRaw = gi.raw, wRaw = weightHh.raw, mRaw = masks?.raw;
+  const out = new Tensor(new Float32Array(T * BH), [T, B, H]);
+  // Saved for backward: each step's masked input state, its r and z gates, n, and the h-side part of n (W_hn h + b_hn).
+  const hm = takeBuffer(T * BH, false), rz = takeBuffer(2 * T * BH, false);
+  const nn = takeBuffer(T * BH, false), ghn = takeBuffer(T * BH, false);
+  const gh = new Float32Array(B * H3);
+  let hPrev = h0.raw;
+  for (let t = 0; t < T; t++) {
+    const o = t * BH, hmT = hm.subarray(o, o + BH), rzT = rz.subarray(2 * o, 2 * o + 2 * BH);
+    const nT = nn.subarray(o, o + BH), ghnT = ghn.subarray(o, o + BH), giT = t * B * H3;
+    for (let b = 0; b < B; b++) {
+      const keep = mRaw ? mRaw[t * B + b] : 1;
+      for (let j = 0; j < H; j++) hmT[b * H + j] = hPrev[b * H + j] * keep;
+      gh.set(biasHh.raw, b * H3);
+    }
+    be.gemm(false, true, B, H3, H, 1, hmT, wRaw, 1, gh);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < 2 * H; j++) rzT[b * 2 * H + j] = giRaw[giT + b * H3 + j] + gh[b * H3 + j];
+    }
+    be.unary("sigmoid", rzT, rzT, 0, 0);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < H; j++) {
+        const g = gh[b * H3 + 2 * H + j];
+        ghnT[b * H + j] = g;
+        nT[b * H + j] = giRaw[giT + b * H3 + 2 * H + j] + rzT[b * 2 * H + j] * g;
+      }
+    }
+    be.unary("tanh", nT, nT, 0, 0);
+    const hT = out.raw.subarray(o, o + BH);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < H; j++) {
+        const i = b * H + j, z = rzT[b * 2 * H + H + j];
+        hT[i] = nT[i] + z * (hmT[i] - nT[i]); // (1 - z) n + z h
+      }
+    }
+    hPrev = hT;
+  }
+  return record(out, "gru_sequence", [gi, h0, weightHh, biasHh], (gOut) => {
+    const dGH = takeBuffer(T * B * H3, false); // d(h W_hhᵀ + b_hh) of every step
+    const [dGI, giBeta] = gradTarget(gi);
+    const dh = new Float32Array(BH), dhm = new Float32Array(BH);
+    for (let t = T - 1; t >= 0; t--) {
+      const o = t * BH, r0 = 2 * o, g0 = t * B * H3;
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < H; j++) {
+          const i = b * H + j, d = dh[i] + gOut[o + i];
+          const r = rz[r0 + b * 2 * H + j], z = rz[r0 + b * 2 * H + H + j], n = nn[o + i];
+          const dan = d * (1 - z) * (1 - n * n); // through n = tanh(a_n)
+          const dar = dan * ghn[o + i] * r * (1 - r), daz = d * (hm[o + i] - n) * z * (1 - z);
+          const k = g0 + b * H3 + j;
+          dGH[k] = dar, dGH[k + H] = daz, dGH[k + 2 * H] = dan * r;
+          if (giBeta) dGI[k] += dar, dGI[k + H] += daz, dGI[k + 2 * H] += dan;
+          else dGI[k] = dar, dGI[k + H] = daz, dGI[k + 2 * H] = dan;
+          dhm[i] = d * z;
+        }
+      }
+      be.gemm(false, false, B, H, H3, 1, dGH.subarray(g0, g0 + B * H3), wRaw, 1, dhm);
+      for (let b = 0; b < B; b++) {
+        const keep = mRaw ? mRaw[t * B + b] : 1;
+        for (let j = 0; j < H; j++) dh[b * H + j] = dhm[b * H + j] * keep;
+      }
+    }
+    if (h0.requiresGrad) {
+      const g = gradBuffer(h0);
+      for (let i = 0; i < BH; i++) g[i] += dh[i];
+    }
+    if (weightHh.requiresGrad) {
+      const [gw, beta] = gradTarget(weightHh);
+      be.gemm(true, false, H3, H, T * B, 1, dGH, hm, beta, gw);
+    }
+    if (biasHh.requiresGrad) be.sumTo(dGH, [T * B, H3], gradBuffer(biasHh), [1, H3], 1);
+    releaseBuffer(dGH);
+  }, () => {
+    for (const b of [hm, rz, nn, ghn]) releaseBuffer(b);
+  });
 }
 
 /** LSTM cell with PyTorch's gate layout (i, f, g, o) and parameter names. */

@@ -57,6 +57,11 @@ export type IndexArray = Float32Array | Int32Array;
 export interface Backend {
   /** Registry name, e.g. `"cpu"`. */
   readonly name: string;
+  /**
+   * Floats of an unfolded (im2col) matrix that stay in cache: convolutions unfold that much of the batch at a time
+   * and run its GEMMs before the next part (the CPU's L2). Undefined: the whole batch at once.
+   */
+  readonly cacheFloats?: number;
   /** `out[i] = op(x[i])`; `out` may alias `x`. */
   unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: number): void;
   /** `gx[i] += gy[i] * op'(x[i])`; `y` is the forward output (used by exp, tanh, sigmoid, sqrt, elu). */

@@ -126,6 +126,30 @@ Deno.test("GRU sequence equals stepping the cell, and masks reset the state", ()
   ]);
 });
 
+Deno.test("GRU sequence: the fused pass equals the step-by-step graph in value and every gradient", () => {
+  const rng = new Rng(7);
+  const T = 6, B = 3, I = 4, H = 5;
+  const gru = new GRU(I, H, { rng });
+  const x = tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), { shape: [T, B, I] });
+  const h0 = tensor(Float32Array.from({ length: B * H }, () => rng.normal()), { shape: [B, H] });
+  const masks = tensor([[1, 1, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1], [1, 1, 0], [1, 1, 1]]);
+  const gOut = tensor(Float32Array.from({ length: T * B * H }, () => rng.normal()), { shape: [T, B, H] });
+  const gH = tensor(Float32Array.from({ length: B * H }, () => rng.normal()), { shape: [B, H] });
+  const run = (fused: boolean) => {
+    for (const t of [x, h0]) {
+      t.requiresGrad = true;
+      t.grad = null;
+    }
+    gru.zeroGrad();
+    const { output, h } = gru.forward(x, h0, { masks, fused });
+    sum(add(mul(output, gOut), mul(h, gH))).backward();
+    return [output.data, h.data, x.grad!.data, h0.grad!.data, ...gru.parameters().map((p) => p.grad!.data)];
+  };
+  const fused = run(true), graph = run(false);
+  const what = ["output", "h", "x grad", "h0 grad", "weight_ih grad", "weight_hh grad", "bias_ih grad", "bias_hh grad"];
+  graph.forEach((want, i) => close(fused[i], want, 1e-5, what[i]));
+});
+
 Deno.test("LSTM sequence runs with masks and backpropagates through time", () => {
   const rng = new Rng(5);
   const lstm = new LSTM(3, 4, { rng });

@@ -298,6 +298,36 @@ Deno.test("backend registry: cpu and auto select the CPU backend", () => {
   assert.equal(backend().name, "cpu");
 });
 
+Deno.test("conv2d im2col over a batch too big for the cache runs in parts: same values and gradients as per sample", () => {
+  // Doom's conv2 (5 samples per part of the CPU's cache budget: parts 5, 5, 2) and a geometry with one sample per
+  // part; the reference runs every sample alone (a single part) and sums the parameter gradients.
+  const cache = backend().cacheFloats ?? 0;
+  for (const [N, C, H, W, O, k, s] of [[12, 32, 17, 31, 64, 4, 2], [3, 64, 30, 30, 16, 3, 1]]) {
+    const OH = Math.floor((H - k) / s) + 1, OW = Math.floor((W - k) / s) + 1;
+    assert.ok(cache === 0 || C * k * k * OH * OW * N > cache, "the batch does not fit the cache budget");
+    const x = randn([N, C, H, W], new Rng(1)), w = randn([O, C, k, k], new Rng(2)), b = randn([O], new Rng(3));
+    const gy = randn([N, O, OH, OW], new Rng(4));
+    for (const v of [x, w, b]) v.requiresGrad = true;
+    const y = conv2d(x, w, b, { stride: s, algorithm: "im2col" });
+    sum(mul(y, gy)).backward();
+    const got = [y, x.grad!, w.grad!, b.grad!].map((t) => t.data);
+    const want = [new Float32Array(y.size), new Float32Array(x.size), new Float32Array(w.size), new Float32Array(O)];
+    const xs = C * H * W, ys = O * OH * OW;
+    for (let n = 0; n < N; n++) {
+      const xn = tensor(x.data.slice(n * xs, (n + 1) * xs), { shape: [1, C, H, W], requiresGrad: true });
+      const wn = tensor(w.data, { shape: w.shape, requiresGrad: true }), bn = tensor(b.data, { requiresGrad: true });
+      const yn = conv2d(xn, wn, bn, { stride: s, algorithm: "im2col" });
+      sum(mul(yn, tensor(gy.data.slice(n * ys, (n + 1) * ys), { shape: yn.shape }))).backward();
+      want[0].set(yn.data, n * ys);
+      want[1].set(xn.grad!.data, n * xs);
+      wn.grad!.data.forEach((v, i) => want[2][i] += v);
+      bn.grad!.data.forEach((v, i) => want[3][i] += v);
+    }
+    const what = ["value", "x grad", "weight grad", "bias grad"];
+    got.forEach((g, i) => assertClose(g, want[i], 1e-4, `${N}x${C}x${H}x${W} k${k}s${s} ${what[i]}`));
+  }
+});
+
 Deno.test("conv2d flat (all kernel shifts as one GEMM over offset rows) matches im2col in value and gradients", () => {
   // Nature's conv1 and conv2 geometries, shrunk; 16 output channels and wide outputs take the stacked product.
   for (const [N, C, H, W, O, k, s] of [[3, 4, 28, 36, 16, 8, 4], [2, 8, 12, 14, 16, 4, 2], [2, 3, 20, 24, 9, 4, 2]]) {
