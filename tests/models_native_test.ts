@@ -97,6 +97,28 @@ Deno.test("native unary ops and their gradients match TypeScript, NaN and extrem
   }
 });
 
+Deno.test("ELU's float32 expm1: native and TypeScript give the same bits, within 2 ulps of alpha·expm1", opts, () => {
+  // Every float32 from -32 to 0 at a 2^-12 step, dense near 0 (where expm1's cancellation hides), and the ends.
+  const xs: number[] = [];
+  for (let v = -32; v < 0; v += 2 ** -12) xs.push(v);
+  for (let e = -40; e < 0; e += 0.25) xs.push(-(2 ** e));
+  xs.push(-100, -1e30, -Infinity, -0, 0, 1e-30, 3);
+  const x = Float32Array.from(xs);
+  for (const alpha of [1, 0.5]) {
+    const [yn, yt] = both(() => {
+      const y = new Float32Array(x.length);
+      cpuBackend.unary("elu", x, y, alpha, 0);
+      return y;
+    });
+    assert.deepEqual(yn, yt, `elu(${alpha}): native and TypeScript bits`);
+    for (let i = 0; i < x.length; i++) {
+      const want = x[i] > 0 ? x[i] : alpha * Math.expm1(x[i]);
+      const ulp = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(want), 2 ** -126))) - 23);
+      assert.ok(Math.abs(yn[i] - want) <= 2 * ulp, `elu(${x[i]}, ${alpha}) = ${yn[i]}, expm1 gives ${want}`);
+    }
+  }
+});
+
 Deno.test("native broadcasting binary ops match TypeScript on same, row, column, scalar and 3-D shapes", opts, () => {
   const ops: BinaryOp[] = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq"];
   const shapes: [number[], number[], number[]][] = [

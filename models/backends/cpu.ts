@@ -562,6 +562,25 @@ function unary(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: 
   unaryTs(op, x, out, p0, p1);
 }
 
+const fr = Math.fround;
+const LOG2E_F = fr(Math.LOG2E), LN2_LO_F = fr(Math.LN2 - 0.693145751953125);
+/** 1/9! .. 1/2! as float32: the Taylor coefficients of expm1NegF32. */
+const EXPM1_TAYLOR = [362880, 40320, 5040, 720, 120, 24, 6, 2].map((f) => fr(1 / f));
+
+/**
+ * ELU's exp(x) - 1 for x <= 0 in float32, operation by operation as `expm1_neg_f` in kernels.c (every `fr` is one
+ * float32 rounding, which computing in double then rounding reproduces exactly), so both paths give the same bits.
+ */
+function expm1NegF32(x: number): number {
+  const c = x < -30 ? -30 : x;
+  const k = fr(fr(fr(c * LOG2E_F) + 12582912) - 12582912);
+  const r = fr(fr(c - fr(k * 0.693145751953125)) - fr(k * LN2_LO_F));
+  let p = EXPM1_TAYLOR[0];
+  for (let i = 1; i < EXPM1_TAYLOR.length; i++) p = fr(fr(p * r) + EXPM1_TAYLOR[i]);
+  const em1 = fr(fr(fr(p * r) * r) + r), scale = 2 ** k;
+  return fr(fr(scale * em1) + fr(scale - 1));
+}
+
 function unaryTs(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1: number): void {
   const n = x.length;
   switch (op) {
@@ -586,12 +605,14 @@ function unaryTs(op: UnaryOp, x: Float32Array, out: Float32Array, p0: number, p1
         out[i] = v > 0 ? v : 0;
       }
       break;
-    case "elu":
+    case "elu": {
+      const alpha = Math.fround(p0);
       for (let i = 0; i < n; i++) {
         const v = x[i];
-        out[i] = v > 0 ? v : p0 * Math.expm1(v);
+        out[i] = v > 0 ? v : v !== v ? v : alpha * expm1NegF32(v);
       }
       break;
+    }
     case "tanh":
       // Math.tanh is ~1.5-2x slower than one Math.exp in V8; near 0 the series avoids 1 - e's cancellation.
       for (let i = 0; i < n; i++) {

@@ -7,7 +7,7 @@
  */
 
 /** ABI version `arc_kernels_abi()` must return for these bindings. */
-export const KERNELS_ABI = 8;
+export const KERNELS_ABI = 9;
 
 /** Symbols of `libarcadia_kernels`. */
 /** arc_sgemm's parameters: trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads. */

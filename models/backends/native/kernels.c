@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ARC_ABI 8
+#define ARC_ABI 9
 
 int arc_kernels_abi(void) { return ARC_ABI; }
 
@@ -79,11 +79,34 @@ static inline float sigmoid_v(float vf) {
   return (float)(v != v ? v : s);
 }
 
+// ELU's exp(x) - 1 for x <= 0, in float32: the double series above costs ~2.2 ns per element (the Doom encoder's
+// activations made ELU 8% of a learner step), this one 16 lanes at a time ~10x less. Mirrored operation by operation
+// by cpu.ts's expm1NegF32 with Math.fround (a float32 operation computed in double and rounded once gives the same
+// bits), so both paths agree exactly. x = k·ln2 + r with |r| <= ln2/2 (ln2 in two parts, k·ln2hi exact), expm1(r)
+// by Taylor to r^9 (truncation < 1e-10 relative), then 2^k·expm1(r) + (2^k - 1); within 2 float32 ulps of expm1.
+static inline float expm1_neg_f(float x) {
+  const float c = x < -30.0f ? -30.0f : x; // exp(-30) < 2^-25: below here the result is -1 anyway
+  const float kf = (c * 1.44269502f + 12582912.0f) - 12582912.0f; // round to nearest (no FMA contraction)
+  const float r = (c - kf * 0.693145751953125f) - kf * 1.42860677e-06f;
+  float p = 2.75573188e-06f;
+  p = p * r + 2.48015876e-05f;
+  p = p * r + 1.98412701e-04f;
+  p = p * r + 1.38888892e-03f;
+  p = p * r + 8.33333377e-03f;
+  p = p * r + 4.16666679e-02f;
+  p = p * r + 1.66666672e-01f;
+  p = p * r + 0.5f;
+  const float em1 = p * r * r + r;
+  const int32_t bits = ((int32_t)kf + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale); // 2^k
+  return scale * em1 + (scale - 1.0f);
+}
+
 // Mirrors cpu.ts: v for v > 0, alpha · expm1(v) otherwise (NaN passes through).
-static inline float elu_v(float vf, double alpha) {
-  const double v = vf;
-  const double e = alpha * expm1_d(v < 0 ? v : 0.0);
-  return (float)(v > 0 ? v : v != v ? v : e);
+static inline float elu_v(float v, double alpha) {
+  const float e = (float)alpha * expm1_neg_f(v < 0 ? v : 0.0f);
+  return v > 0 ? v : v != v ? v : e;
 }
 
 // ---- Adam (torch.optim.Adam, one fused pass over x, g, m, v; the float32 arithmetic of cpu_optim.ts) ----------
