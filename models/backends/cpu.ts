@@ -999,6 +999,28 @@ function col2im(col: Float32Array, g: ConvGeometry, dx: Float32Array): void {
   const P = outH * outW;
   const cols = batch * P;
   const hw = height * width;
+  const phased = strideH * strideW * Math.ceil(height / strideH) * Math.ceil(width / strideW);
+  if (padH === 0 && padW === 0 && outW >= 8 && phased <= 16384) {
+    // kernels.c's col2im_unpadded order, for the same bits: each plane's terms summed from zero, then added to dx.
+    const plane = new Float32Array(hw);
+    for (let c = 0; c < channels; c++) {
+      for (let b = 0; b < batch; b++) {
+        plane.fill(0);
+        for (let ki = 0; ki < kernelH; ki++) {
+          for (let kj = 0; kj < kernelW; kj++) {
+            let o = ((c * kernelH + ki) * kernelW + kj) * cols + b * P;
+            for (let oh = 0; oh < outH; oh++) {
+              const xr = (oh * strideH + ki) * width + kj;
+              for (let ow = 0; ow < outW; ow++) plane[xr + ow * strideW] += col[o++];
+            }
+          }
+        }
+        const xb = (b * channels + c) * hw;
+        for (let i = 0; i < hw; i++) dx[xb + i] += plane[i];
+      }
+    }
+    return;
+  }
   for (let c = 0; c < channels; c++) {
     for (let ki = 0; ki < kernelH; ki++) {
       for (let kj = 0; kj < kernelW; kj++) {

@@ -484,6 +484,58 @@ static void col2im_channels(const float *restrict col, const int32_t *geo, float
       }
 }
 
+#if defined(__AVX512F__)
+// The adjoint of im2col_unpadded: each output row of each (ki, kj) adds into a contiguous run of one stride phase of
+// a zeroed split plane (16 floats per masked load/add/store), and the phases are then added into the image, a
+// gather/scatter per input row and phase. The plain loop above adds one strided float at a time (1.4 ns per column
+// element for Doom's conv2, 3.7x this).
+static void col2im_unpadded(const float *restrict col, const int32_t *geo, float *restrict dx, int32_t c0,
+                            int32_t c1) {
+  const int32_t N = geo[0], C = geo[1], H = geo[2], W = geo[3], KH = geo[4], KW = geo[5], SH = geo[6], SW = geo[7],
+                OH = geo[10], OW = geo[11];
+  const int64_t P = (int64_t)OH * OW, cols = N * P, hw = (int64_t)H * W;
+  const int32_t HQ = (H + SH - 1) / SH, WQ = (W + SW - 1) / SW, pq = HQ * WQ;
+  if ((int64_t)SH * SW * pq > IM2COL_PLANE_MAX) {
+    col2im_channels(col, geo, dx, c0, c1);
+    return;
+  }
+  float buf[SH * SW * pq];
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(SW));
+  for (int32_t c = c0; c < c1; c++)
+    for (int32_t b = 0; b < N; b++) {
+      memset(buf, 0, sizeof buf);
+      for (int32_t ki = 0; ki < KH; ki++)
+        for (int32_t kj = 0; kj < KW; kj++) {
+          float *d = buf + ((ki % SH) * SW + kj % SW) * pq + (ki / SH) * WQ + kj / SW;
+          const float *o = col + ((int64_t)(c * KH + ki) * KW + kj) * cols + b * P;
+          for (int32_t oh = 0; oh < OH; oh++, o += OW, d += WQ) {
+            for (int32_t ow = 0; ow < OW; ow += 16) {
+              const __mmask16 mk = OW - ow >= 16 ? 0xFFFF : (__mmask16)((1u << (OW - ow)) - 1);
+              _mm512_mask_storeu_ps(d + ow, mk,
+                                    _mm512_add_ps(_mm512_maskz_loadu_ps(mk, d + ow), _mm512_maskz_loadu_ps(mk, o + ow)));
+            }
+          }
+        }
+      float *plane = dx + ((int64_t)b * C + c) * hw;
+      for (int32_t ih = 0; ih < H; ih++) {
+        float *xr = plane + (int64_t)ih * W;
+        const float *s = buf + (ih % SH) * SW * pq + (ih / SH) * WQ;
+        for (int32_t v = 0; v < SW; v++) {
+          const int32_t len = (W - v + SW - 1) / SW;
+          for (int32_t q = 0; q < len; q += 16) {
+            const __mmask16 mk = len - q >= 16 ? 0xFFFF : (__mmask16)((1u << (len - q)) - 1);
+            float *x0 = xr + q * SW + v;
+            const __m512 sum = _mm512_add_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, x0, 4),
+                                             _mm512_maskz_loadu_ps(mk, s + v * pq + q));
+            _mm512_mask_i32scatter_ps(x0, mk, idx, sum, 4);
+          }
+        }
+      }
+    }
+}
+#endif
+
 static int conv_slice(const void *ctx, int slice) {
   const conv_args *a = ctx;
   const int32_t c0 = slice * a->per, c1 = c0 + a->per < a->geo[1] ? c0 + a->per : a->geo[1];
@@ -510,7 +562,12 @@ void arc_im2col(const float *x, const int32_t *geo, float *col, int32_t threads)
 
 void arc_col2im(const float *col, const int32_t *geo, float *dx, int32_t threads) {
   const int slices = conv_slices(geo, threads);
+#if defined(__AVX512F__)
+  const conv_args a = {geo[8] == 0 && geo[9] == 0 && geo[11] >= 8 ? col2im_unpadded : col2im_channels, col, dx, geo,
+                       (geo[1] + slices - 1) / slices};
+#else
   const conv_args a = {col2im_channels, col, dx, geo, (geo[1] + slices - 1) / slices};
+#endif
   arc_parallel(conv_slice, &a, slices, threads);
 }
 
