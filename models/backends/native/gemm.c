@@ -182,13 +182,17 @@ static inline void micro_8x32(int kc, const float *restrict a, const float *rest
 // Packing buffers per calling thread, kept between calls (a learner calls GEMM thousands of times per second).
 static __thread float *tls_pa, *tls_pb, *tls_ct; // packing buffers; Cᵀ of a swapped product (see arc_sgemm_rows)
 static __thread size_t tls_ct_len;
+static __thread uint16_t *tls_bf_a, *tls_bf_b; // gemm_bf16.c's packing buffers (bfloat16)
+static __thread int tls_bf_a_rows;             // rows tls_bf_a holds
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static void tls_free(void *unused) {
   (void)unused;
-  free(tls_pa), free(tls_pb), free(tls_ct);
+  free(tls_pa), free(tls_pb), free(tls_ct), free(tls_bf_a), free(tls_bf_b);
   tls_pa = tls_pb = tls_ct = NULL;
+  tls_bf_a = tls_bf_b = NULL;
   tls_ct_len = 0;
+  tls_bf_a_rows = 0;
 }
 // The destructor runs at thread exit, maybe after the Worker that opened the library closed it: pin it first.
 static void tls_init(void) {
