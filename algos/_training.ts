@@ -55,6 +55,8 @@ export const RUN_FILES = {
   config: "config.json",
   /** The latest training checkpoint (overwritten atomically). */
   checkpoint: "checkpoint.safetensors",
+  /** The best policy so far by recent mean return (APPO's `saveBestEverySec`; model only). */
+  best: "best.safetensors",
 } as const;
 
 /** Creates `runDir` and writes `config.json` into it atomically. */

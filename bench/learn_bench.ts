@@ -186,10 +186,17 @@ async function cartpole(): Promise<void> {
 
 // ---------------------------------------------------------------- Doom
 
-/** Evaluates a run's latest checkpoint in a separate process (so training keeps its threads). */
-async function evalInProcess(runDir: string, episodes: number): Promise<{ frames: number; returns: number[] }> {
+/** Evaluates a run's latest checkpoint or best policy in a separate process (so training keeps its threads). */
+async function evalInProcess(
+  runDir: string,
+  episodes: number,
+  kind: "latest" | "best" = "latest",
+): Promise<{ frames: number; returns: number[] }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--eval-appo", runDir, "--eval-episodes", String(episodes)],
+    args: [
+      ...["run", "-A", new URL(import.meta.url).pathname, "--eval-appo", runDir],
+      ...["--eval-episodes", String(episodes), "--eval-kind", kind],
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { ARCADIA_QUIET: "1" },
@@ -202,10 +209,10 @@ async function evalInProcess(runDir: string, episodes: number): Promise<{ frames
 }
 
 /** `--eval-appo <runDir>`: the evaluation process; prints `{ frames, returns }` as its last line. */
-async function evalMain(runDir: string, episodes: number): Promise<void> {
+async function evalMain(runDir: string, episodes: number, kind: "latest" | "best"): Promise<void> {
   setBlasThreads(1);
   await ensureVizdoom();
-  const { model, options, frames } = await loadAppoModel(runDir);
+  const { model, options, frames } = await loadAppoModel(runDir, { kind });
   // Sampled actions and the unshaped score (`true_objective`): what Sample Factory's enjoy script, whose numbers the
   // Hugging Face course bar is set against, reports by default.
   const returns = evaluateAppo(model, options.envId, { episodes, envKwargs: options.envKwargs, deterministic: false });
@@ -282,6 +289,11 @@ async function doomAppo(r: DoomRun): Promise<AppoResult> {
   try {
     const { frames, returns } = await evalInProcess(runDir, r.episodes);
     evalLine("final", frames, returns);
+    // Sample Factory keeps the policy with the best 100-episode training return too; the course evaluates either.
+    if (r.course && result.best) {
+      const best = await evalInProcess(runDir, r.episodes, "best");
+      evalLine(`best policy, training mean ${result.best.meanReturn.toFixed(2)}`, best.frames, best.returns);
+    }
   } catch (e) {
     console.log(`${r.env} final eval failed: ${(e as Error).message}`);
   }
@@ -417,6 +429,7 @@ async function main(argv: string[]): Promise<number> {
         "sf-rounds": { type: "string", default: "1" },
         "matmul-precision": { type: "string", default: "highest" },
         "eval-appo": { type: "string" },
+        "eval-kind": { type: "string", default: "latest" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -436,7 +449,7 @@ async function main(argv: string[]): Promise<number> {
   }
   matmulPrecision = v["matmul-precision"];
   if (v["eval-appo"]) {
-    await evalMain(v["eval-appo"], episodes);
+    await evalMain(v["eval-appo"], episodes, v["eval-kind"] === "best" ? "best" : "latest");
     return 0;
   }
   const only = v.only?.split(",").map((s) => s.trim()).filter(Boolean);

@@ -7,10 +7,11 @@
  * deno run -A examples/doom.ts --env doom_defend_the_center    # MultiDiscrete: one categorical per button group
  * deno run -A examples/doom.ts --resume                          # continue train_dir/<experiment>
  * deno run -A examples/doom.ts --enjoy --save-video --max-num-episodes 10
+ * deno run -A examples/doom.ts --enjoy --load-checkpoint-kind best   # the best policy kept during training
  * ```
  *
- * The run directory `<train-dir>/<experiment>` receives `config.json`, `checkpoint.safetensors`, TensorBoard event
- * files, `metrics.jsonl`, `plots/*.svg`, `eval.json` and `replay.mp4`. The first run provisions ViZDoom (download
+ * The run directory `<train-dir>/<experiment>` receives `config.json`, `checkpoint.safetensors`, `best.safetensors`
+ * (the policy with the best 100-episode mean return, as Sample Factory keeps), TensorBoard event files, `metrics.jsonl`, `plots/*.svg`, `eval.json` and `replay.mp4`. The first run provisions ViZDoom (download
  * and build into the cache, a few minutes); Ctrl-C stops training after writing a checkpoint.
  *
  * @module
@@ -30,6 +31,7 @@ const ENVS = DOOM_SPECS.map((s) => s.id);
 const ALGOS = ["appo"] as const;
 const BACKENDS = ["cpu", "webgpu", "auto"] as const;
 const PRECISIONS = ["highest", "medium"] as const;
+const CHECKPOINT_KINDS = ["latest", "best"] as const;
 const DOOM_MODULE = new URL("../envs/vizdoom/mod.ts", import.meta.url).href;
 
 const USAGE = `Usage: deno run -A examples/doom.ts [options]
@@ -53,6 +55,8 @@ Training (default):
 Evaluation:
   --enjoy, --eval                evaluate a trained policy instead of training
   --checkpoint <path>            run directory or checkpoint file (default <train-dir>/<experiment>)
+  --load-checkpoint-kind <k>     from a run directory: latest (checkpoint.safetensors) or best (best.safetensors,
+                                 the policy with the best 100-episode mean return in training) (default latest)
   --max-num-episodes <int>       evaluation episodes (default 10)
   --save-video                   record the first episode to replay.mp4 in the run directory
   --no-render                    accepted for Sample Factory compatibility (we never open a window)
@@ -73,6 +77,7 @@ function parse(argv: string[]) {
         seed: { type: "string", default: "0" },
         resume: { type: "boolean", default: false },
         "matmul-precision": { type: "string", default: "medium" },
+        "load-checkpoint-kind": { type: "string", default: "latest" },
         ...PLAY_FLAGS,
       },
       strict: true,
@@ -89,8 +94,11 @@ function parse(argv: string[]) {
  * one (Sample Factory's enjoy script does both; the Hugging Face course bar is set on its numbers), optionally
  * recording the first to `video`, and writes `eval.json`.
  */
-async function evaluateRun(runDir: string, options: { episodes: number; video?: string }): Promise<void> {
-  const { model, options: trained, frames, checkpoint } = await loadAppoModel(runDir);
+async function evaluateRun(
+  runDir: string,
+  options: { episodes: number; video?: string; kind: "latest" | "best" },
+): Promise<void> {
+  const { model, options: trained, frames, checkpoint } = await loadAppoModel(runDir, { kind: options.kind });
   console.log(`evaluating ${checkpoint} (${frames} frames) on ${trained.envId} for ${options.episodes} episodes`);
   let writer: Mp4Writer | undefined;
   try {
@@ -126,6 +134,7 @@ async function main(argv: string[]): Promise<void> {
   oneOf("algo", v.algo, ALGOS);
   const backend = oneOf("backend", v.backend, BACKENDS);
   const matmulPrecision = oneOf("matmul-precision", v["matmul-precision"], PRECISIONS);
+  const kind = oneOf("load-checkpoint-kind", v["load-checkpoint-kind"], CHECKPOINT_KINDS);
   const seed = intFlag("seed", v.seed, 0)!;
   const frames = intFlag("train-for-env-steps", v["train-for-env-steps"], 1)!;
   const numWorkers = intFlag("num-workers", v["num-workers"], 1) ?? navigator.hardwareConcurrency;
@@ -138,7 +147,7 @@ async function main(argv: string[]): Promise<void> {
   await ensureVizdoom();
   if (evalOnly) {
     const dir = runDir.endsWith(".safetensors") ? runDir.slice(0, runDir.lastIndexOf("/")) || "." : runDir;
-    await evaluateRun(runDir, { episodes, video: v["save-video"] ? `${dir}/replay.mp4` : undefined });
+    await evaluateRun(runDir, { episodes, kind, video: v["save-video"] ? `${dir}/replay.mp4` : undefined });
     return;
   }
 
@@ -164,6 +173,12 @@ async function main(argv: string[]): Promise<void> {
     `trained ${result.frames} frames at ${result.fps.toFixed(0)} frames/s (stopped by ${result.stoppedBy}); ` +
       `checkpoint ${result.checkpoint}`,
   );
+  if (result.best) {
+    console.log(
+      `best policy: mean return ${result.best.meanReturn.toFixed(2)} over 100 episodes at ${result.best.frames} ` +
+        `frames -> ${result.best.checkpoint}`,
+    );
+  }
   const plots = await writePlots(result.runDir);
   console.log(`plots: ${plots.join(", ")}`);
   if (result.stoppedBy === "signal") {
@@ -172,7 +187,7 @@ async function main(argv: string[]): Promise<void> {
     );
     return;
   }
-  if (!v["no-video"]) await evaluateRun(result.runDir, { episodes, video: `${result.runDir}/replay.mp4` });
+  if (!v["no-video"]) await evaluateRun(result.runDir, { episodes, kind, video: `${result.runDir}/replay.mp4` });
 }
 
 if (import.meta.main) await main(Deno.args);

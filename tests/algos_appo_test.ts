@@ -3,8 +3,16 @@
 
 import assert from "node:assert/strict";
 import "../envs/classic/mod.ts";
-import { AppoModel, AppoRunningMeanStd, evaluateAppo, gae, trainAppo, vtrace } from "../algos/appo/mod.ts";
-import { Adam, cpuInfo, loadCheckpoint } from "../models/mod.ts";
+import {
+  AppoModel,
+  AppoRunningMeanStd,
+  evaluateAppo,
+  gae,
+  loadAppoModel,
+  trainAppo,
+  vtrace,
+} from "../algos/appo/mod.ts";
+import { Adam, cpuInfo, loadCheckpoint, loadSafetensors } from "../models/mod.ts";
 import { readMetrics } from "../algos/logger.ts";
 
 const FIXTURE = JSON.parse(Deno.readTextFileSync(new URL("./fixtures/algos_vtrace.json", import.meta.url)));
@@ -304,6 +312,37 @@ Deno.test("an abort signal stops training cleanly with a final checkpoint that r
   assert.equal(resumed.runDir, dir);
   assert.ok(resumed.frames >= stopped.frames + 200);
   assert.ok(resumed.version >= stopped.version);
+});
+
+Deno.test("the best policy by recent mean return is kept in best.safetensors, loads by kind, and is no resume point", async () => {
+  const dir = tempDir();
+  const best = { saveBestEverySec: 1e-9, saveBestAfter: 0, saveBestEpisodes: 5 };
+  const result = await trainAppo({ ...SMALL, rnnSize: 0, totalFrames: 4000, runDir: dir, ...best });
+  assert.ok(result.best, "a best policy was kept");
+  const { meanReturn, frames } = result.best;
+  const returns = result.episodeReturns, windows: number[] = [];
+  for (let i = 5; i <= returns.length; i++) windows.push(returns.slice(i - 5, i).reduce((a, b) => a + b) / 5);
+  // It is one of the 5-episode windows, and no worse than the last one, which the run's final check judged.
+  assert.ok(windows.some((w) => Math.abs(w - meanReturn) < 1e-9), `best ${meanReturn} is no 5-episode window`);
+  assert.ok(meanReturn >= windows.at(-1)!, `best ${meanReturn} < the last window's ${windows.at(-1)}`);
+  const { metadata } = await loadSafetensors(result.best.checkpoint);
+  assert.equal(Number(metadata.best_mean_return), meanReturn);
+  assert.equal(Number(metadata.frames), frames);
+  // Serial runs are deterministic: a run stopped where the best was kept ends with exactly its weights.
+  const loaded = await loadAppoModel(dir, { kind: "best" });
+  assert.ok(loaded.checkpoint.endsWith("best.safetensors") && loaded.frames === frames);
+  const upTo = await trainAppo({ ...SMALL, rnnSize: 0, totalFrames: frames, runDir: tempDir() });
+  assert.equal(upTo.version, Number(metadata.policy_version));
+  const want = params(upTo.model);
+  for (const [name, data] of params(loaded.model)) assert.deepEqual(data, want.get(name), `parameter ${name} differs`);
+  // Model only: resuming from it is refused; a run that kept none says so when asked for it.
+  await assert.rejects(
+    trainAppo({ ...SMALL, rnnSize: 0, totalFrames: 5000, runDir: tempDir(), resume: result.best.checkpoint }),
+    /best-policy file .* resume from the run's checkpoint.safetensors/,
+  );
+  const none = tempDir();
+  await trainAppo({ ...SMALL, rnnSize: 0, totalFrames: 400, runDir: none, saveBestEverySec: 0 });
+  await assert.rejects(loadAppoModel(none, { kind: "best" }), /has no best.safetensors/);
 });
 
 Deno.test("an env that keeps crashing stops training after maxWorkerRestarts with its error", async () => {

@@ -47,6 +47,10 @@ Deno.test("examples/doom.ts trains, evaluates with a video, and resumes", async 
   assert.deepEqual([video.width, video.height], [128, 72]);
   assert.ok(frames > 0);
   assert.equal(Number(video.nb_read_frames), frames);
+  // 12k frames are too few for a best policy (kept after 100k): asking for one says so.
+  const best = await runExample([...common, "--enjoy", "--load-checkpoint-kind", "best", "--max-num-episodes", "1"]);
+  assert.notEqual(best.code, 0);
+  assert.match(best.stderr, /has no best\.safetensors .* load kind "latest" instead/);
 
   const resumed = await runExample([...common, "--train-for-env-steps", "20000", "--resume", "--no-video"]);
   assert.equal(resumed.code, 0, resumed.stderr.slice(-3000));

@@ -148,6 +148,16 @@ export interface AppoOptions {
   tensorboard: boolean;
   /** Seconds between periodic checkpoints (0: only the final one). */
   checkpointIntervalS: number;
+  /**
+   * Seconds between checks for a new best policy, 0 for none (Sample Factory's `save_best_every_sec`): when the mean
+   * return of the last `saveBestEpisodes` episodes beats every earlier one, the acting policy is written to
+   * `<runDir>/best.safetensors` (model only; `loadAppoModel(runDir, { kind: "best" })` reads it).
+   */
+  saveBestEverySec: number;
+  /** Frames before the first best policy is kept (Sample Factory's `save_best_after`). */
+  saveBestAfter: number;
+  /** Episodes averaged for the best-policy metric (Sample Factory's `stats_avg`; at most the 100 a checkpoint keeps). */
+  saveBestEpisodes: number;
   /** Resume from a checkpoint file or a run directory (true: `<runDir>/checkpoint.safetensors`). */
   resume?: string | boolean;
   /** Stop cleanly (final checkpoint, then return) when this signal aborts. */
@@ -223,6 +233,9 @@ export const APPO_DEFAULTS: Omit<AppoOptions, "envId"> = {
   print: false,
   tensorboard: true,
   checkpointIntervalS: 600,
+  saveBestEverySec: 5,
+  saveBestAfter: 100_000,
+  saveBestEpisodes: 100,
   handleSignals: true,
   closeTimeoutMs: 5000,
   maxWorkerRestarts: 100,
@@ -245,6 +258,8 @@ export interface AppoResult {
   runDir: string;
   /** Path of the final checkpoint. */
   checkpoint: string;
+  /** Path of the best policy (`saveBestEverySec`) and its mean return, when one was kept. */
+  best?: { checkpoint: string; meanReturn: number; frames: number };
   /** Why training stopped: budget reached, `stopAtReturn` reached, or Ctrl-C / the abort signal. */
   stoppedBy: "frames" | "return" | "signal";
   /** Rollout worker restarts after crashes. */
@@ -268,6 +283,8 @@ interface Run {
   episodeReturns: number[];
   lastStats: LearnerStats | undefined;
   restarts: number;
+  /** The best policy kept so far (`saveBestEverySec`); carried across resumes in the checkpoint. */
+  best: { meanReturn: number; frames: number };
   /** Main-thread milliseconds in inference, learner and waiting since the last log line. */
   timing: { inference: number; learner: number; wait: number; batches: number; served: number };
   /** The in-thread rollout roles of the serial runner. */
@@ -383,6 +400,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     episodeReturns: [],
     lastStats: undefined,
     restarts: 0,
+    best: { meanReturn: -Infinity, frames: 0 },
     timing: { inference: 0, learner: 0, wait: 0, batches: 0, served: 0 },
   };
   let serialState: SerialState | undefined;
@@ -420,6 +438,7 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   await saveAppoCheckpoint(checkpoint, run);
   logger.log(run.frames, { "charts/SPS_mean": fps, "perf/worker_restarts": run.restarts });
   logger.close();
+  const best = `${runDir}/${RUN_FILES.best}`;
   return {
     model,
     frames: run.frames,
@@ -427,6 +446,9 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
     episodeReturns: run.episodeReturns,
     runDir,
     checkpoint,
+    best: run.best.meanReturn > -Infinity && (await Deno.stat(best).catch(() => null))
+      ? { checkpoint: best, ...run.best }
+      : undefined,
     stoppedBy,
     workerRestarts: run.restarts,
     fps,
@@ -458,6 +480,7 @@ function progressLine(run: Run, fps: number): string {
 /** Periodic logging and checkpointing shared by both runners. */
 function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): void; tick(): Promise<void> } {
   let lastLog = performance.now(), lastFrames = run.frames, lastCheckpoint = performance.now();
+  let lastBest = performance.now();
   let pending: number[] = [];
   return {
     learned(stats) {
@@ -498,6 +521,16 @@ function makeReporter(run: Run): { learned(stats: LearnerStats | undefined): voi
         run.timing = { inference: 0, learner: 0, wait: 0, batches: 0, served: 0 };
         lastLog = now;
         lastFrames = run.frames;
+      }
+      const { saveBestEverySec, saveBestAfter, saveBestEpisodes } = run.o;
+      if (saveBestEverySec > 0 && run.frames >= saveBestAfter && now - lastBest >= saveBestEverySec * 1000) {
+        lastBest = now;
+        const meanReturn = recentMean(run.episodeReturns, saveBestEpisodes);
+        if (meanReturn > run.best.meanReturn) {
+          // The acting policy: the weights inference holds now, as Sample Factory saves the learner's current ones.
+          run.best = { meanReturn, frames: run.frames };
+          await saveBestPolicy(run);
+        }
       }
       if (run.o.checkpointIntervalS > 0 && now - lastCheckpoint >= run.o.checkpointIntervalS * 1000) {
         await run.sync?.();
@@ -841,7 +874,9 @@ export interface LoadedAppoModel {
 
 /**
  * Loads a trained APPO policy from a run directory or checkpoint file, rebuilding the network from the run's
- * `config.json` and the env's spaces (the env modules named in the config are imported first).
+ * `config.json` and the env's spaces (the env modules named in the config are imported first). From a run directory,
+ * `kind` picks the latest checkpoint (default) or the best policy kept during training (Sample Factory's
+ * `--load_checkpoint_kind`).
  *
  * @example
  * ```ts
@@ -853,8 +888,20 @@ export interface LoadedAppoModel {
  * }
  * ```
  */
-export async function loadAppoModel(path: string): Promise<LoadedAppoModel> {
-  const { checkpoint, runDir } = await resolveResume(path);
+export async function loadAppoModel(
+  path: string,
+  options: { kind?: "latest" | "best" } = {},
+): Promise<LoadedAppoModel> {
+  let { checkpoint, runDir } = await resolveResume(path);
+  if (options.kind === "best" && (await Deno.stat(path)).isDirectory) {
+    checkpoint = `${runDir}/${RUN_FILES.best}`;
+    if (!(await Deno.stat(checkpoint).catch(() => null))) {
+      throw new Error(
+        `loadAppoModel: run directory '${runDir}' has no ${RUN_FILES.best} (kept once saveBestAfter frames and ` +
+          `saveBestEpisodes episodes are in; load kind "latest" instead)`,
+      );
+    }
+  }
   let config: Partial<AppoOptions> & { envId?: string };
   try {
     config = JSON.parse(await Deno.readTextFile(`${runDir}/${RUN_FILES.config}`));
@@ -887,21 +934,12 @@ export async function loadAppoModel(path: string): Promise<LoadedAppoModel> {
  * inference state, each env's episode seed and actions — so that a resumed run continues bit-identically.
  */
 async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
-  const tensors: Record<string, SafeTensor> = {};
-  for (const [name, p] of run.model.namedParameters()) tensors[`model.${name}`] = safeTensor(p.data, [...p.shape]);
+  const tensors = policyTensors(run.model);
   const state = run.optimizer.stateDict();
   for (const [key, v] of Object.entries(state.buffers)) {
     tensors[`optim.${key}`] = safeTensor(v, [...run.optimizer.params[Number(key.split(".")[0])].shape]);
   }
   const { model, inference, learner } = run;
-  if (model.obsRms) {
-    tensors["appo.obs_rms.mean"] = safeTensor(model.obsRms.mean.slice(), [model.obsRms.mean.length]);
-    tensors["appo.obs_rms.var"] = safeTensor(model.obsRms.var.slice(), [model.obsRms.var.length]);
-  }
-  if (model.retRms) {
-    tensors["appo.ret_rms.mean"] = safeTensor(model.retRms.mean.slice(), [model.retRms.mean.length]);
-    tensors["appo.ret_rms.var"] = safeTensor(model.retRms.var.slice(), [model.retRms.var.length]);
-  }
   const metadata: Record<string, string> = {
     format: "arcadia-checkpoint-v1",
     algo: "appo",
@@ -919,6 +957,8 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
     ret_rms_count: String(model.retRms?.count ?? 0),
     worker_restarts: String(run.restarts),
     episode_returns: JSON.stringify(run.episodeReturns.slice(-100)),
+    best_mean_return: String(run.best.meanReturn),
+    best_frames: String(run.best.frames),
     serial: String(run.o.serial),
   };
   const workers = run.serialWorkers;
@@ -938,9 +978,51 @@ async function saveAppoCheckpoint(path: string, run: Run): Promise<void> {
   await saveSafetensors(path, tensors, { metadata });
 }
 
+/** The network and its normalizers: what acting needs (`loadModelTensors` reads them back). */
+function policyTensors(model: AppoModel): Record<string, SafeTensor> {
+  const tensors: Record<string, SafeTensor> = {};
+  for (const [name, p] of model.namedParameters()) tensors[`model.${name}`] = safeTensor(p.data, [...p.shape]);
+  if (model.obsRms) {
+    tensors["appo.obs_rms.mean"] = safeTensor(model.obsRms.mean.slice(), [model.obsRms.mean.length]);
+    tensors["appo.obs_rms.var"] = safeTensor(model.obsRms.var.slice(), [model.obsRms.var.length]);
+  }
+  if (model.retRms) {
+    tensors["appo.ret_rms.mean"] = safeTensor(model.retRms.mean.slice(), [model.retRms.mean.length]);
+    tensors["appo.ret_rms.var"] = safeTensor(model.retRms.var.slice(), [model.retRms.var.length]);
+  }
+  return tensors;
+}
+
+/** Writes the acting policy to `<runDir>/best.safetensors` (atomically, like every checkpoint) with its metric. */
+async function saveBestPolicy(run: Run): Promise<void> {
+  const { model } = run;
+  await saveSafetensors(`${run.runDir}/${RUN_FILES.best}`, policyTensors(model), {
+    metadata: {
+      format: "arcadia-checkpoint-v1",
+      algo: "appo",
+      kind: "best",
+      env_id: run.o.envId,
+      action_nvec: JSON.stringify(model.actionNvec),
+      frames: String(run.frames),
+      global_step: String(run.frames),
+      policy_version: String(run.inference.version),
+      best_mean_return: String(run.best.meanReturn),
+      best_episodes: String(run.o.saveBestEpisodes),
+      obs_rms_count: String(model.obsRms?.count ?? 0),
+      ret_rms_count: String(model.retRms?.count ?? 0),
+    },
+  });
+}
+
 /** Loads what `saveAppoCheckpoint` wrote into `run`; returns the serial runner's extra state, if any. */
 async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState | undefined> {
   const { tensors, metadata } = await loadSafetensors(path);
+  if (metadata.kind === "best") {
+    throw new Error(
+      `trainAppo: ${path} is a best-policy file (model only, no optimizer state); resume from the run's ` +
+        `${RUN_FILES.checkpoint} instead`,
+    );
+  }
   loadModelTensors(run.model, tensors, metadata, path);
   const buffers: Record<string, Float32Array> = {};
   for (const [name, t] of Object.entries(tensors)) {
@@ -957,6 +1039,7 @@ async function loadAppoCheckpoint(path: string, run: Run): Promise<SerialState |
   inference.envSteps = Number(metadata.inference_env_steps);
   run.restarts = Number(metadata.worker_restarts);
   run.episodeReturns = JSON.parse(metadata.episode_returns ?? "[]");
+  run.best = { meanReturn: Number(metadata.best_mean_return ?? -Infinity), frames: Number(metadata.best_frames ?? 0) };
   if (!run.o.serial || metadata.serial !== "true") return undefined;
   const copy = (name: string, into: ArrayBufferView) => {
     const t = tensors[name];
