@@ -406,6 +406,8 @@ export async function trainAppo(options: Partial<AppoOptions> & { envId: string 
   let serialState: SerialState | undefined;
   if (resumePath) serialState = await loadAppoCheckpoint(resumePath, run);
   await prepareRunDir(runDir, { ...o, envModules });
+  // A fresh run in a used directory: an earlier run's best policy would load against this run's config.json.
+  if (!resumePath) await Deno.remove(`${runDir}/${RUN_FILES.best}`).catch(() => {});
 
   using stop = stopRequest({ signal: o.signal, sigint: o.handleSignals });
   const started = performance.now(), startFrames = run.frames;
