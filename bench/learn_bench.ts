@@ -60,6 +60,8 @@ const HF_BAR = 5;
 const SF_GOAL = 1.5;
 /** Our Doom APPO runs' GEMM precision (`--matmul-precision`). */
 let matmulPrecision: MatmulPrecision = "highest";
+/** Seed of the Doom APPO runs (`--seed`). */
+let doomSeed = 0;
 /** Frame budget of the runs bounded by wall time only. */
 const UNBOUNDED_FRAMES = 1e9;
 /** Rollout layout shared by our Doom runs and Sample Factory's. */
@@ -106,6 +108,7 @@ const USAGE = `Usage: deno task bench:learn [options]
   --sf-rounds <n>       alternate the two sides this many times and report the median ratio (default 1)
   --matmul-precision <highest|medium>
                         our Doom APPO runs' GEMM precision (default highest: float32; medium: bfloat16 products)
+  --seed <n>            seed of our Doom APPO runs (default 0)
   -h, --help            show this help`;
 
 /** `load 1.23 0.98 0.75` from /proc/loadavg (empty elsewhere). */
@@ -278,6 +281,7 @@ async function doomAppo(r: DoomRun): Promise<AppoResult> {
       signal: controller.signal,
       log: prefixed(r.env, start),
       matmulPrecision,
+      seed: doomSeed,
     });
   } finally {
     training = false;
@@ -305,6 +309,7 @@ async function doomAppo(r: DoomRun): Promise<AppoResult> {
   console.log(
     `${r.env} appo: ${result.frames} frames in ${(wallS / 60).toFixed(1)} min wall at ${result.fps.toFixed(0)} ` +
       `frames/s (${DOOM_WORKERS} workers x ${DOOM_ENVS_PER_WORKER} envs, matmul precision ${matmulPrecision}, ` +
+      `seed ${doomSeed}, ` +
       `stopped by ${result.stoppedBy})${goal} | ` +
       load(),
   );
@@ -430,6 +435,7 @@ async function main(argv: string[]): Promise<number> {
         "matmul-precision": { type: "string", default: "highest" },
         "eval-appo": { type: "string" },
         "eval-kind": { type: "string", default: "latest" },
+        seed: { type: "string", default: "0" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -448,6 +454,11 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   matmulPrecision = v["matmul-precision"];
+  doomSeed = Number(v.seed);
+  if (!Number.isInteger(doomSeed) || doomSeed < 0) {
+    console.error(`--seed must be a non-negative integer, got '${v.seed}'`);
+    return 2;
+  }
   if (v["eval-appo"]) {
     await evalMain(v["eval-appo"], episodes, v["eval-kind"] === "best" ? "best" : "latest");
     return 0;
