@@ -197,8 +197,15 @@ async function evalInProcess(
 ): Promise<{ frames: number; returns: number[] }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
-      ...["run", "-A", new URL(import.meta.url).pathname, "--eval-appo", runDir],
-      ...["--eval-episodes", String(episodes), "--eval-kind", kind],
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--eval-appo",
+      runDir,
+      "--eval-episodes",
+      String(episodes),
+      "--eval-kind",
+      kind,
     ],
     stdout: "piped",
     stderr: "piped",

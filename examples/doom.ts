@@ -11,8 +11,9 @@
  * ```
  *
  * The run directory `<train-dir>/<experiment>` receives `config.json`, `checkpoint.safetensors`, `best.safetensors`
- * (the policy with the best 100-episode mean return, as Sample Factory keeps), TensorBoard event files, `metrics.jsonl`, `plots/*.svg`, `eval.json` and `replay.mp4`. The first run provisions ViZDoom (download
- * and build into the cache, a few minutes); Ctrl-C stops training after writing a checkpoint.
+ * (the policy with the best 100-episode mean return, as Sample Factory keeps), TensorBoard event files,
+ * `metrics.jsonl`, `plots/*.svg`, `eval.json` and `replay.mp4`. The first run provisions ViZDoom (download and build
+ * into the cache, a few minutes); Ctrl-C stops training after writing a checkpoint.
  *
  * @module
  */

@@ -200,17 +200,23 @@ static void tls_init(void) {
   if (pinned) pthread_key_create(&tls_key, tls_free);
 }
 
+// Has this thread's buffers (here and in gemm_bf16.c) freed at its exit; -2 when the library could not pin itself.
+static int tls_register(void) {
+  pthread_once(&tls_once, tls_init);
+  if (!pinned) return -2;
+  pthread_setspecific(tls_key, &tls_key); // non-NULL value: the destructor runs at thread exit
+  return 0;
+}
+
 static int buffers(float **pa, float **pb) {
   if (!tls_pa) {
-    pthread_once(&tls_once, tls_init);
-    if (!pinned) return -2;
+    if (tls_register() != 0) return -2;
     tls_pa = aligned_alloc(64, sizeof(float) * GEMM_MC * GEMM_KC);
     tls_pb = aligned_alloc(64, sizeof(float) * GEMM_KC * GEMM_NC);
     if (!tls_pa || !tls_pb) {
       tls_free(NULL);
       return -1;
     }
-    pthread_setspecific(tls_key, tls_pa); // non-NULL value: the destructor runs at thread exit
   }
   *pa = tls_pa, *pb = tls_pb;
   return 0;

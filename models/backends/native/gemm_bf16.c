@@ -123,9 +123,7 @@ static void bf_pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, uint16
 static int bf_buffers(uint16_t **pa, uint16_t **pb, int m) {
   const int mcp = (m + BF_TILE - 1) & ~(BF_TILE - 1);
   if (!tls_bf_b) {
-    pthread_once(&tls_once, tls_init);
-    if (!pinned) return -2;
-    pthread_setspecific(tls_key, &tls_key); // non-NULL value: the destructor runs at thread exit
+    if (tls_register() != 0) return -2;
     tls_bf_b = aligned_alloc(64, sizeof(uint16_t) * BF_KC * BF_NC);
     if (!tls_bf_b) return -2;
   }
